@@ -1,0 +1,33 @@
+/**
+ * Typed errors with stable codes (the undici habit): callers branch on `code`,
+ * never on message text. Every code the agent can produce is listed here.
+ */
+export const ErrorCodes = {
+  XML_NOT_WELL_FORMED: 'LDM_ERR_XML_NOT_WELL_FORMED',
+  XML_DOCTYPE: 'LDM_ERR_XML_DOCTYPE',
+  XML_LIMIT: 'LDM_ERR_XML_LIMIT',
+  XML_STRUCTURE: 'LDM_ERR_XML_STRUCTURE',
+  USAGE: 'LDM_ERR_USAGE',
+  FILE: 'LDM_ERR_FILE',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+export class LdmError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'LdmError';
+  }
+}
+
+/** An error tied to a position in an XML document (1-based line). */
+export class XmlError extends LdmError {
+  readonly line: number | undefined;
+  constructor(code: ErrorCode, message: string, line?: number) {
+    super(code, message);
+    this.line = line;
+    this.name = 'XmlError';
+  }
+}
