@@ -140,3 +140,11 @@ t.test('a GenericProperty key named __proto__ is data, not a prototype', async (
   t.equal(props.get('__proto__'), 'x');
   t.equal(({} as Record<string, unknown>)['x'], undefined);
 });
+
+t.test('Item children: rasd values by canonical name, unknown decorations dropped', async (t) => {
+  const doc = decodeRequest(`<LDM_interface version="1.3"><cmd><action>add-vcpu</action><data version="3.0"><Envelope><Content id="d"><Section><Item>
+<rasd:OtherResourceType>cpu</rasd:OtherResourceType><RASD:allocationunits>4</RASD:allocationunits><rasd:FooBar>x</rasd:FooBar><vssd:Caption2>y</vssd:Caption2><other>z</other>
+</Item></Section></Content></Envelope></data></cmd></LDM_interface>`);
+  const it = doc.commands[0]!.data[0]!.envelope!.contents[0]!.sections[0]!.items[0]!;
+  t.same([...it.rasd], [['AllocationUnits', '4'], ['FooBar', 'x']]);
+});

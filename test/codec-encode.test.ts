@@ -3,7 +3,7 @@ import t from 'tap';
 import { SaxesParser } from 'saxes';
 import { decodeResponse } from '../agent/xml/decode.ts';
 import { failure, item, success, type LdmDocument } from '../agent/xml/document.ts';
-import { encodeDocument, escapeXml, NAMESPACES } from '../agent/xml/encode.ts';
+import { encodeDocument, escapeAttr, escapeXml, NAMESPACES } from '../agent/xml/encode.ts';
 
 /** Parse with namespace processing on: fails on any undeclared prefix. */
 function namespaceWellFormed(text: string): string[] {
@@ -83,7 +83,8 @@ t.test('round trip keeps every value, escaped characters included', async (t) =>
 t.test('escaping: markup characters and characters XML cannot carry', async (t) => {
   t.equal(escapeXml(`a&b<c>d"e'f`), 'a&amp;b&lt;c&gt;d&quot;e&apos;f');
   t.equal(escapeXml('bell\u0007 nul\u0000'), 'bell\ufffd nul\ufffd');
-  t.equal(escapeXml('tab\tlf\ncr\r'), 'tab\tlf\ncr\r');
+  t.equal(escapeXml('tab\tlf\ncr\r'), 'tab\tlf\ncr&#13;');
+  t.equal(escapeAttr('tab\tlf\ncr\r'), 'tab&#9;lf&#10;cr&#13;');
   t.equal(escapeXml('lone \ud800 surrogate'), 'lone \ufffd surrogate');
   t.equal(escapeXml('pair \ud83d\ude00 ok'), 'pair \ud83d\ude00 ok');
   const doc: LdmDocument = { ...listing, commands: [{ ...listing.commands[0]!, response: failure('bad\u0001 <thing>') }] };
@@ -120,4 +121,13 @@ t.test('events are rooted at LDM_event and carry no response', async (t) => {
   t.match(text, /^<LDM_event [^>]*version="1.1">/);
   t.notMatch(text, /<response>/);
   namespaceWellFormed(text);
+});
+
+t.test('a rasd key that is not an XML name is refused instead of writing broken XML', async (t) => {
+  const doc: LdmDocument = {
+    root: 'LDM_interface',
+    version: '1.3',
+    commands: [{ action: 'list-domain', options: [], arguments: [], data: [{ version: '3.0', envelope: { contents: [{ id: 'd', sections: [{ items: [item('cpu', {}, { 'Allocation Units': '4' })] }] }], sections: [] } }] }],
+  };
+  t.throws(() => encodeDocument(doc), /not an XML name for a rasd element: "Allocation Units"/);
 });

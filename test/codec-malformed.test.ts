@@ -171,3 +171,13 @@ t.test('overallFailure: a response with only the overall level, echoing the vers
   t.equal(back.commands.length, 0);
   t.equal(back.response?.status, 'failure');
 });
+
+t.test('a response never echoes a password the request carried (migrate-domain login)', async (t) => {
+  const doc = decodeRequest(
+    wrap(`<cmd><action>migrate-domain</action><data version="3.0"><Envelope><Content ovf:id="ldg1"/><Content ovf:id="ldg1"><Section><Item><rasd:OtherResourceType>ldom_info</rasd:OtherResourceType><gprop:GenericProperty key="target">t4-b</gprop:GenericProperty><gprop:GenericProperty key="username">cm9vdA==</gprop:GenericProperty><gprop:GenericProperty key="password">c2VjcmV0</gprop:GenericProperty></Item></Section></Content></Envelope></data></cmd>`),
+  );
+  const text = encodeDocument(completeResponse(doc));
+  t.notMatch(text, /c2VjcmV0/);
+  t.notMatch(text, /key="password"/);
+  t.match(text, /key="target">t4-b</);
+});

@@ -1,27 +1,81 @@
 /** `ldm-agent`: the daemon and its admin subcommands (contract.md). */
-import { cliMessages } from '../messages.ts';
+import { loadConfig } from '../config.ts';
+import { startAgent } from '../daemon.ts';
+import { ErrorCodes, LdmError } from '../errors.ts';
+import { cliMessages, daemonMessages } from '../messages.ts';
+import { runCerts } from './certs.ts';
+import { runUser } from './user.ts';
 import { runValidate } from './validate.ts';
 
-function main(argv: string[]): number {
+/** Admin subcommands take --state/--certs like the daemon, anywhere among their words. */
+function adminDirs(args: string[]): { rest: string[]; state: string; certs: string } {
+  const rest: string[] = [];
+  let state = process.env.LDM_AGENT_STATE ?? './var';
+  let certs = './certs';
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const [flag, inline] = a.split(/=(.*)/s, 2) as [string, string | undefined];
+    if (flag === '--state' || flag === '--certs') {
+      const value = inline ?? args[++i];
+      if (value === undefined) throw new LdmError(ErrorCodes.USAGE, cliMessages.needsDirectory(flag));
+      if (flag === '--state') state = value;
+      else certs = value;
+    } else rest.push(a);
+  }
+  return { rest, state, certs };
+}
+
+async function daemon(argv: string[]): Promise<number> {
+  const config = loadConfig(argv);
+  const agent = await startAgent(config, (line) => process.stdout.write(line + '\n'));
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      process.stdout.write(daemonMessages.stopping(signal) + '\n');
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await agent.stop();
+  process.stdout.write(daemonMessages.stopped() + '\n');
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   switch (sub) {
     case 'validate':
       return runValidate(rest);
+    case 'user': {
+      const dirs = adminDirs(rest);
+      return runUser(dirs.rest, dirs.state);
+    }
+    case 'certs': {
+      const dirs = adminDirs(rest);
+      return runCerts(dirs.rest, dirs.certs);
+    }
     case '-h':
     case '--help':
       process.stdout.write(cliMessages.agentUsage() + '\n');
       return 0;
-    case undefined:
-      process.stderr.write(cliMessages.daemonNotYet() + '\n');
-      return 1;
     default:
-      if (sub.startsWith('-')) {
-        process.stderr.write(cliMessages.daemonNotYet() + '\n');
-        return 1;
+      if (sub !== undefined && !sub.startsWith('-')) {
+        process.stderr.write(cliMessages.unknownSubcommand(sub) + '\n' + cliMessages.agentUsage() + '\n');
+        return 2;
       }
-      process.stderr.write(cliMessages.unknownSubcommand(sub) + '\n' + cliMessages.agentUsage() + '\n');
-      return 2;
+      return daemon(argv);
   }
 }
 
-process.exitCode = main(process.argv.slice(2));
+main(process.argv.slice(2)).then(
+  (status) => {
+    process.exitCode = status;
+    // A socket still closing must not keep a finished command alive; unref'd, so it never delays one.
+    setTimeout(() => process.exit(status), 500).unref();
+  },
+  (err: unknown) => {
+    const usage = err instanceof LdmError && err.code === ErrorCodes.USAGE;
+    process.stderr.write((usage ? `ldm-agent: ${(err as Error).message}\n${cliMessages.agentUsage()}` : daemonMessages.startFailed((err as Error).message)) + '\n');
+    process.exitCode = usage ? 2 : 1;
+  },
+);

@@ -12,7 +12,7 @@ import { xmlMessages } from '../messages.ts';
 import { isLdmAction } from './actions.ts';
 import type { Command, Content, Data, Envelope, Item, LdmDocument, ResponseStatus, RootName, Section } from './document.ts';
 import { DEFAULT_XML_LIMITS, type XmlLimits } from './limits.ts';
-import { attr, childrenNamed, firstChild, localName, parseXml, type XmlElement } from './tree.ts';
+import { attr, childrenNamed, firstChild, parseXml, type XmlElement } from './tree.ts';
 
 /** What kind of document the caller expects; requests also get their actions checked. */
 export type DocumentKind = 'request' | 'response' | 'event';
@@ -65,8 +65,12 @@ function decodeItem(el: XmlElement): Item {
       case 'uuid':
         item.uuid = trimmed(child);
         break;
-      default:
-        item.rasd.set(RASD_NAMES.get(child.local) ?? localName(child.name), trimmed(child));
+      default: {
+        // rasd:* values by their canonical name; other decorations we do not understand are dropped.
+        const known = RASD_NAMES.get(child.local);
+        if (known) item.rasd.set(known, trimmed(child));
+        else if (child.name.toLowerCase().startsWith('rasd:')) item.rasd.set(child.name.slice(5), trimmed(child));
+      }
     }
   }
   if (!sawType) throw new ObjectProblem(xmlMessages.itemWithoutType());
@@ -105,14 +109,14 @@ function decodeStatus(el: XmlElement): ResponseStatus {
 
 function decodeData(el: XmlElement, kind: DocumentKind): Data {
   const data: Data = { version: attr(el, 'version') ?? '3.0', line: el.line };
-  const responses: XmlElement[] = [];
+  const responses = childrenNamed(el, 'response');
   try {
     for (const child of el.children) {
       if (child.local === 'envelope') {
         if (data.envelope) throw new ObjectProblem(xmlMessages.severalEnvelopes());
         data.envelope = decodeEnvelope(child);
       } else if (child.local === 'response') {
-        responses.push(child);
+        continue;
       } else if (child.local === 'content') {
         // Sloppy but unambiguous: a Content without its Envelope.
         data.envelope ??= { contents: [], sections: [] };
@@ -152,7 +156,7 @@ function decodeCommand(el: XmlElement, kind: DocumentKind, checkActions: boolean
         if (trimmed(child) !== '') cmd.options.push(trimmed(child));
         break;
       case 'arguments':
-        if (child.children.length > 0) cmd.arguments.push(...child.children.map(trimmed));
+        if (child.children.length > 0) cmd.arguments.push(...child.children.map(trimmed).filter((a) => a !== ''));
         else if (trimmed(child) !== '') cmd.arguments.push(trimmed(child));
         break;
       case 'data':

@@ -29,18 +29,31 @@ export interface EncodeOptions {
   indent?: boolean;
 }
 
-const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
+// CR is escaped everywhere (a parser turns a literal CR into LF); TAB and LF only matter in
+// attribute values, where a parser would turn them into spaces.
+const ESCAPES: Record<string, string> = {
+  '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;', '\r': '&#13;', '\t': '&#9;', '\n': '&#10;',
+};
 // Characters XML 1.0 cannot carry at all (C0 controls other than tab, LF, CR; unpaired surrogates; FFFE/FFFF).
 const FORBIDDEN_SOURCE =
   '[\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\ufffe\\uffff]|[\\ud800-\\udbff](?![\\udc00-\\udfff])|(?<![\\ud800-\\udbff])[\\udc00-\\udfff]';
 const HAS_FORBIDDEN = new RegExp(FORBIDDEN_SOURCE);
 const ALL_FORBIDDEN = new RegExp(FORBIDDEN_SOURCE, 'g');
 
-/** Escape text or attribute content; characters XML cannot carry become U+FFFD. */
+/** Escape character data; characters XML cannot carry become U+FFFD. */
 export function escapeXml(value: string): string {
   const safe = HAS_FORBIDDEN.test(value) ? value.replace(ALL_FORBIDDEN, '\ufffd') : value;
-  return /[&<>"']/.test(safe) ? safe.replace(/[&<>"']/g, (c) => ESCAPES[c]!) : safe;
+  return /[&<>"'\r]/.test(safe) ? safe.replace(/[&<>"'\r]/g, (c) => ESCAPES[c]!) : safe;
 }
+
+/** Escape an attribute value so that it reads back exactly, white space included. */
+export function escapeAttr(value: string): string {
+  const text = escapeXml(value);
+  return /[\t\n]/.test(text) ? text.replace(/[\t\n]/g, (c) => ESCAPES[c]!) : text;
+}
+
+/** Element names we write from data (rasd keys): ASCII XML names without a prefix. */
+const XML_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 
 class Writer {
   private readonly parts: string[] = [];
@@ -87,8 +100,11 @@ function writeItem(w: Writer, item: Item): void {
   w.open('Item');
   w.leaf('rasd:OtherResourceType', item.type);
   if (item.uuid !== undefined) w.leaf('uuid', item.uuid);
-  for (const [name, value] of item.rasd) w.leaf(`rasd:${name}`, value);
-  for (const [key, value] of item.props) w.leaf('gprop:GenericProperty', value, ` key="${escapeXml(key)}"`);
+  for (const [name, value] of item.rasd) {
+    if (!XML_NAME.test(name)) throw new TypeError(`not an XML name for a rasd element: ${JSON.stringify(name)}`);
+    w.leaf(`rasd:${name}`, value);
+  }
+  for (const [key, value] of item.props) w.leaf('gprop:GenericProperty', value, ` key="${escapeAttr(key)}"`);
   if (item.bindings.length > 0) {
     w.open('bind:Binding');
     for (const b of item.bindings) writeItem(w, b);
@@ -98,7 +114,7 @@ function writeItem(w: Writer, item: Item): void {
 }
 
 function writeSection(w: Writer, s: Section): void {
-  const attrs = ` xsi:type="ovf:${escapeXml(s.type ?? 'ResourceAllocationSection_Type')}"`;
+  const attrs = ` xsi:type="ovf:${escapeAttr(s.type ?? 'ResourceAllocationSection_Type')}"`;
   if (s.items.length === 0) return w.empty('Section', attrs);
   w.open('Section', attrs);
   for (const it of s.items) writeItem(w, it);
@@ -106,7 +122,7 @@ function writeSection(w: Writer, s: Section): void {
 }
 
 function writeContent(w: Writer, c: Content): void {
-  const attrs = ` xsi:type="ovf:${escapeXml(c.type ?? 'VirtualSystem_Type')}" ovf:id="${escapeXml(c.id)}"`;
+  const attrs = ` xsi:type="ovf:${escapeAttr(c.type ?? 'VirtualSystem_Type')}" ovf:id="${escapeAttr(c.id)}"`;
   if (c.sections.length === 0) return w.empty('Content', attrs);
   w.open('Content', attrs);
   for (const s of c.sections) writeSection(w, s);
@@ -122,7 +138,7 @@ function writeEnvelope(w: Writer, env: Envelope): void {
 }
 
 function writeData(w: Writer, d: Data): void {
-  const attrs = ` version="${escapeXml(d.version)}"`;
+  const attrs = ` version="${escapeAttr(d.version)}"`;
   if (!d.envelope && !d.response) return w.empty('data', attrs);
   w.open('data', attrs);
   if (d.envelope) writeEnvelope(w, d.envelope);
@@ -151,7 +167,7 @@ function optionTagFor(version: string): string {
 export function encodeDocument(doc: LdmDocument, options: EncodeOptions = {}): string {
   const w = new Writer(options.indent ?? true);
   if (options.declaration) w.raw('<?xml version="1.0" encoding="UTF-8"?>');
-  w.open(doc.root, `${ROOT_NS} version="${escapeXml(doc.version)}"`);
+  w.open(doc.root, `${ROOT_NS} version="${escapeAttr(doc.version)}"`);
   const optionTag = optionTagFor(doc.version);
   for (const cmd of doc.commands) writeCommand(w, cmd, optionTag);
   if (doc.response) writeStatus(w, doc.response);

@@ -5,7 +5,7 @@
  */
 import { XmlError } from '../errors.ts';
 import { xmlMessages } from '../messages.ts';
-import { failure, success, type Command, type LdmDocument, type ResponseStatus } from './document.ts';
+import { failure, success, type Command, type Data, type LdmDocument, type ResponseStatus } from './document.ts';
 
 /** Version used when the request's own could not be read. */
 export const DEFAULT_INTERFACE_VERSION = '1.3';
@@ -35,7 +35,19 @@ export function completeResponse(doc: LdmDocument): LdmDocument {
   return doc;
 }
 
+/** Properties a response never echoes back (migrate-domain carries the target's login). */
+const SECRET_KEYS = ['password'];
+
+function redactSecrets(data: Data): void {
+  const env = data.envelope;
+  if (!env) return;
+  for (const section of [...env.sections, ...env.contents.flatMap((c) => c.sections)]) {
+    for (const it of section.items) for (const key of SECRET_KEYS) it.props.delete(key);
+  }
+}
+
 function finishCommand(cmd: Command): void {
+  for (const d of cmd.data) redactSecrets(d);
   if (cmd.problem) {
     cmd.response = failure(cmd.problem);
     return;

@@ -41,8 +41,9 @@ export function checkStructure(text: string, limits: XmlLimits = DEFAULT_XML_LIM
   }
   const rootName: RootName = kind === 'event' ? 'LDM_event' : 'LDM_interface';
   try {
-    // Requests and responses name actions of the interface; events name what happened (add-crypto, ...).
-    const doc = decodeTree(root, kind, { checkActions: kind !== 'event' });
+    // Only requests must name known actions: a response echoes whatever it was asked (an unknown
+    // action's failure included), and events name what happened (add-crypto, ...).
+    const doc = decodeTree(root, kind);
     const problems: Problem[] = [];
     for (const cmd of doc.commands) {
       const line = cmd.line ?? root.line;

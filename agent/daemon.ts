@@ -1,0 +1,87 @@
+/**
+ * The daemon: everything `ldm-agent` runs until SIGTERM/SIGINT. Wires the
+ * parts together (arrows point down: xmpp -> manager -> model) and prints
+ * how to connect.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ensureCerts, loadTrust, trustedFingerprints, type CertPaths } from './auth/certs.ts';
+import { UserStore } from './auth/users.ts';
+import type { AgentConfig } from './config.ts';
+import { EventBus } from './events/bus.ts';
+import { createLogger, type Logger } from './log.ts';
+import { Manager } from './manager/manager.ts';
+import { daemonMessages } from './messages.ts';
+import { loadMachine } from './model/machine.ts';
+import { XmppServer, type XmppServerOptions } from './xmpp/server.ts';
+
+export interface RunningAgent {
+  xmpp: XmppServer;
+  bus: EventBus;
+  users: UserStore;
+  /** The bound TCP address of the XML interface. */
+  address: { host: string; port: number };
+  unixPath: string;
+  certPaths: CertPaths;
+  stop(): Promise<void>;
+}
+
+/** Bounds a test or an embedding program may tighten; the daemon uses the defaults. */
+export type ServiceTuning = Pick<XmppServerOptions, 'timeouts' | 'maxConnections' | 'maxOutboundBytes' | 'throttle' | 'limits'>;
+
+export async function startAgent(
+  config: AgentConfig,
+  out: (line: string) => void,
+  log: Logger = createLogger(),
+  tuning: ServiceTuning = {},
+): Promise<RunningAgent> {
+  const machine = loadMachine(config.machine, config.hostname);
+  const stateDir = resolve(config.state);
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+
+  const certs = await ensureCerts(config.certs, { hostnames: [machine.hostname, 'localhost'], ips: [config.listen.host] });
+  for (const file of certs.created) out(daemonMessages.created(file));
+  for (const name of certs.uncovered) log.warn(daemonMessages.uncovered(name, certs.paths.server));
+
+  const users = await UserStore.open(stateDir);
+  const bus = new EventBus();
+  const manager = new Manager({ machine, bus });
+  const unixPath = join(stateDir, 'ldmd.sock');
+  const xmpp = new XmppServer({
+    listen: config.listen,
+    unixPath,
+    localTcp: config.localTcp,
+    domain: machine.hostname,
+    tls: {
+      key: readFileSync(certs.paths.serverKey, 'utf8'),
+      cert: readFileSync(certs.paths.server, 'utf8'),
+      ca: loadTrust(config.certs),
+      fingerprints: trustedFingerprints(config.certs),
+    },
+    users,
+    manager,
+    bus,
+    log,
+    ...tuning,
+  });
+  await xmpp.start();
+  const bound = xmpp.tcpAddress()!;
+  const strands = machine.cpu.cores * machine.cpu.threadsPerCore;
+  out(daemonMessages.banner(machine.hostname, machine.platform, strands));
+  out(daemonMessages.listening(bound.host, bound.port, config.localTcp));
+  out(daemonMessages.localSocket(unixPath));
+  const names = (await users.list()).map((u) => u.name);
+  out(names.length > 0 ? daemonMessages.users(names) : daemonMessages.noUsers());
+  out(daemonMessages.howToConnect(bound.host, bound.port, certs.paths.ca));
+  return {
+    xmpp,
+    bus,
+    users,
+    address: bound,
+    unixPath,
+    certPaths: certs.paths,
+    stop: async () => {
+      await xmpp.close();
+    },
+  };
+}

@@ -1,0 +1,481 @@
+/**
+ * One client connection of the XML interface: the server side of the XMPP
+ * handshake (RFC 6120) followed by bare LDM documents (protocol.md section 1).
+ *
+ * States, in the order a remote client goes through them:
+ *
+ *   awaiting-stream ──header──► awaiting-starttls ──<starttls/>──► tls-handshake
+ *        (plain)                  (features: STARTTLS)                 │ TLS up
+ *                                                                      ▼
+ *   online ◄──header── awaiting-authed-stream ◄──<success/>── awaiting-auth ◄──header── awaiting-tls-stream
+ *
+ * Local connections (the Unix socket, or loopback TCP with --local-tcp) skip
+ * SASL: after the TLS stream header they are online. On the Unix socket TLS
+ * is offered but optional, so a local client may send documents right after
+ * the first header. Any state may go to `closing` (a stream error or the
+ * peer's </stream:stream>) and then `closed`.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { ErrorCodes, XmlError } from '../errors.ts';
+import type { EventBus, LdmEvent, Subscription } from '../events/bus.ts';
+import type { Logger } from '../log.ts';
+import type { Manager, Principal, Session } from '../manager/manager.ts';
+import { xmppMessages } from '../messages.ts';
+import { decodeTree } from '../xml/decode.ts';
+import { encodeDocument } from '../xml/encode.ts';
+import type { XmlLimits } from '../xml/limits.ts';
+import { describeXmlError, overallFailure } from '../xml/respond.ts';
+import { attr, firstChild, type XmlElement } from '../xml/tree.ts';
+import { decodeExternal, decodePlain } from './sasl.ts';
+import { StreamReader, type StreamHeader } from './stream.ts';
+import * as wire from './wire.ts';
+
+export type ConnectionState =
+  | 'awaiting-stream'
+  | 'awaiting-starttls'
+  | 'tls-handshake'
+  | 'awaiting-tls-stream'
+  | 'awaiting-auth'
+  | 'awaiting-authed-stream'
+  | 'online'
+  | 'closing'
+  | 'closed';
+
+/** How the connection reached us: decides whether SASL is needed and TLS required. */
+export type ConnectionKind = 'remote' | 'local-tcp' | 'unix';
+
+export interface ConnectionTimeouts {
+  /** From accept to online (protocol: 10 s). */
+  handshakeMs: number;
+  /** Online with no input at all. */
+  idleMs: number;
+  /** A top-level element started but not finished. */
+  partialDocumentMs: number;
+}
+
+export interface ConnectionDeps {
+  kind: ConnectionKind;
+  /** Our name in stream headers and JIDs. */
+  domain: string;
+  limits: XmlLimits;
+  timeouts: ConnectionTimeouts;
+  /** Bytes written but not yet taken by the peer before it counts as too slow. */
+  maxOutboundBytes: number;
+  /** Documents received but not yet answered. */
+  maxQueuedDocuments: number;
+  /** Failed SASL attempts allowed on one connection before it is closed. */
+  maxAuthAttempts: number;
+  manager: Manager;
+  bus: EventBus;
+  log: Logger;
+  /** Certificates trusted as they are (not only as chain anchors), by SHA-256 fingerprint. */
+  trustedFingerprints: Set<string>;
+  /** Checks a password (with throttling by address); null when refused. */
+  authenticatePassword(user: string, password: string, address: string): Promise<Principal | null>;
+  /** The principal of a trusted client certificate's common name; null when no such user. */
+  certificatePrincipal(commonName: string): Promise<Principal | null>;
+  /** Hands the plain socket to the shared tls.Server; `onSecure` is called with the TLS socket. */
+  startTls(socket: Socket, onSecure: (tls: TLSSocket) => void): void;
+  onClose(conn: Connection): void;
+}
+
+const LOCAL_PRINCIPAL: Principal = { name: 'local', role: 'write', via: 'local' };
+
+export class Connection {
+  state: ConnectionState = 'awaiting-stream';
+  readonly id = randomBytes(6).toString('hex');
+  readonly address: string;
+  private socket: Socket;
+  private reader: StreamReader;
+  private headerSent = false;
+  private tls: TLSSocket | undefined;
+  private session: Session | undefined;
+  private subscription: Subscription | undefined;
+  private work: Promise<void> = Promise.resolve();
+  private queued = 0;
+  private authAttempts = 0;
+  /** Set while the handshake waits on us (TLS, SASL): input is held back, not parsed. */
+  private holding = false;
+  private readonly timers: { handshake?: NodeJS.Timeout; idle?: NodeJS.Timeout; partial?: NodeJS.Timeout } = {};
+  private readonly log: Logger;
+  private readonly onData = (chunk: Buffer) => this.receive(chunk);
+
+  constructor(
+    socket: Socket,
+    private readonly deps: ConnectionDeps,
+  ) {
+    this.socket = socket;
+    this.address = deps.kind === 'unix' ? 'unix' : `${socket.remoteAddress ?? '?'}`;
+    this.log = deps.log.child(`conn:${this.id}`);
+    this.reader = this.newReader();
+    socket.on('data', this.onData);
+    socket.on('error', (err) => this.log.debug('socket error', { error: err.message }));
+    socket.on('close', () => this.closed());
+    this.timers.handshake = setTimeout(() => this.timeout(xmppMessages.handshakeTimeout(deps.timeouts.handshakeMs)), deps.timeouts.handshakeMs);
+    this.log.debug('connected', { kind: deps.kind, address: this.address });
+  }
+
+  get principal(): Principal | undefined {
+    return this.session?.principal;
+  }
+
+  // ── input ────────────────────────────────────────────────────────────────
+
+  private newReader(): StreamReader {
+    return new StreamReader(this.deps.limits, {
+      header: (h) => this.onHeader(h),
+      element: (el) => this.onElement(el),
+      end: () => this.onPeerEnd(),
+    });
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.state === 'closing' || this.state === 'closed' || this.holding) return;
+    this.touch();
+    try {
+      this.reader.write(chunk);
+    } catch (err) {
+      if (err instanceof XmlError) return this.xmlError(err);
+      this.log.error('input handling failed', { error: (err as Error).message });
+      return this.fail('internal-server-error');
+    }
+    this.watchPartialDocument();
+  }
+
+  /** Restart the idle timer: any input counts as activity. */
+  private touch(): void {
+    if (!this.session || this.state === 'closing' || this.state === 'closed') return;
+    clearTimeout(this.timers.idle);
+    this.timers.idle = setTimeout(() => this.timeout(xmppMessages.idleTimeout(this.deps.timeouts.idleMs)), this.deps.timeouts.idleMs);
+  }
+
+  private watchPartialDocument(): void {
+    if (!this.reader.midElement) {
+      clearTimeout(this.timers.partial);
+      this.timers.partial = undefined;
+    } else if (!this.timers.partial) {
+      const ms = this.deps.timeouts.partialDocumentMs;
+      this.timers.partial = setTimeout(() => this.timeout(xmppMessages.partialTimeout(ms)), ms);
+    }
+  }
+
+  private xmlError(err: XmlError): void {
+    this.log.info('stream error', { reason: err.message, line: err.line });
+    const condition: wire.StreamErrorCondition =
+      err.code === ErrorCodes.XML_LIMIT
+        ? 'policy-violation'
+        : err.code === ErrorCodes.XML_DOCTYPE
+          ? 'restricted-xml'
+          : 'not-well-formed';
+    this.fail(condition, describeXmlError(err));
+  }
+
+  // ── handshake ───────────────────────────────────────────────────────────
+
+  private sendHeader(to?: string): void {
+    this.write(wire.streamHeader(this.id, this.deps.domain, to));
+    this.headerSent = true;
+  }
+
+  private onHeader(h: StreamHeader): void {
+    const from = h.attrs['from'];
+    this.sendHeader(from);
+    const local = this.deps.kind !== 'remote';
+    switch (this.state) {
+      case 'awaiting-stream':
+        // The Unix socket is private to its owner (mode 0600): TLS is offered, not required.
+        this.write(wire.features({ starttls: this.deps.kind === 'unix' ? 'optional' : 'required', bind: this.deps.kind === 'unix' }));
+        this.state = 'awaiting-starttls';
+        if (this.deps.kind === 'unix') this.online(LOCAL_PRINCIPAL, 'awaiting-starttls');
+        break;
+      case 'awaiting-tls-stream': {
+        if (local) {
+          this.write(wire.features({ bind: true }));
+          this.online(LOCAL_PRINCIPAL);
+          break;
+        }
+        const cert = this.peerCertificateProblem();
+        if (cert) {
+          this.log.warn('client certificate refused', { address: this.address, reason: cert });
+          return this.fail('not-authorized', cert);
+        }
+        this.write(wire.features({ mechanisms: this.mechanisms() }));
+        this.state = 'awaiting-auth';
+        break;
+      }
+      case 'awaiting-authed-stream':
+        this.write(wire.features({ bind: true }));
+        this.online(this.session!.principal);
+        break;
+      default:
+        this.fail('not-well-formed', xmppMessages.unexpectedHeader());
+    }
+  }
+
+  /** A certificate the client presented but we do not trust refuses the connection, naming why. */
+  private peerCertificateProblem(): string | undefined {
+    const tls = this.tls;
+    if (!tls) return undefined;
+    const cert = tls.getPeerCertificate();
+    if (!cert || Object.keys(cert).length === 0) return undefined;
+    if (this.certificateTrusted(tls)) return undefined;
+    return xmppMessages.untrustedCertificate(String(cert.subject?.CN ?? '?'), String(cert.issuer?.CN ?? '?'), String(tls.authorizationError ?? 'not trusted'));
+  }
+
+  private certificateTrusted(tls: TLSSocket): boolean {
+    return tls.authorized || this.deps.trustedFingerprints.has(tls.getPeerCertificate()?.fingerprint256 ?? '');
+  }
+
+  private trustedCommonName(): string | undefined {
+    const tls = this.tls;
+    if (!tls || !this.certificateTrusted(tls)) return undefined;
+    const cn = tls.getPeerCertificate()?.subject?.CN;
+    return typeof cn === 'string' && cn !== '' ? cn : undefined;
+  }
+
+  private mechanisms(): string[] {
+    return this.trustedCommonName() ? ['EXTERNAL', 'PLAIN'] : ['PLAIN'];
+  }
+
+  private onElement(el: XmlElement): void {
+    if (this.holding) return; // input after <starttls/> or <auth/> in the same read belongs to a later stream
+    switch (el.local) {
+      case 'starttls':
+        return this.onStartTls();
+      case 'auth':
+        return this.onAuth(el);
+      case 'abort':
+        if (this.state === 'awaiting-auth') this.write(wire.saslFailure('aborted'));
+        return;
+      case 'iq':
+        return this.onIq(el);
+      case 'ldm_interface':
+        return this.onDocument(el);
+      case 'presence':
+      case 'message':
+        // Stock clients announce presence once online; nothing to do with it.
+        return;
+      default:
+        if (this.state !== 'online') return this.fail('not-authorized', xmppMessages.notYetAuthenticated(el.name));
+        this.log.debug('ignored element', { name: el.name });
+    }
+  }
+
+  private onStartTls(): void {
+    if (this.state !== 'awaiting-starttls' || this.tls) return this.fail('policy-violation', xmppMessages.unexpected('starttls'));
+    this.write(wire.proceed());
+    this.state = 'tls-handshake';
+    this.holding = true;
+    const plain = this.socket;
+    plain.removeListener('data', this.onData);
+    this.deps.startTls(plain, (tls) => this.secured(tls));
+  }
+
+  private secured(tls: TLSSocket): void {
+    if (this.state === 'closing' || this.state === 'closed') return void tls.destroy();
+    this.tls = tls;
+    this.socket = tls;
+    this.holding = false;
+    this.reader = this.newReader();
+    this.headerSent = false;
+    this.state = 'awaiting-tls-stream';
+    tls.on('data', this.onData);
+    tls.on('error', (err) => this.log.debug('tls error', { error: err.message }));
+    this.log.debug('tls established', { protocol: tls.getProtocol(), cipher: tls.getCipher()?.name });
+  }
+
+  private onAuth(el: XmlElement): void {
+    if (this.state !== 'awaiting-auth') {
+      const why = this.tls || this.deps.kind !== 'remote' ? xmppMessages.unexpected('auth') : xmppMessages.tlsFirst();
+      return this.fail(this.state === 'online' ? 'policy-violation' : 'not-authorized', why);
+    }
+    const mechanism = (attr(el, 'mechanism') ?? '').toUpperCase();
+    this.holding = true;
+    this.socket.pause();
+    this.authenticate(mechanism, el.text)
+      .then((principal) => {
+        if (this.state !== 'awaiting-auth') return;
+        if (principal) {
+          this.session = { principal, events: new Set() };
+          this.write(wire.saslSuccess());
+          this.reader = this.newReader();
+          this.headerSent = false;
+          this.state = 'awaiting-authed-stream';
+          this.log.info('authenticated', { user: principal.name, role: principal.role, via: principal.via, address: this.address });
+        } else if (++this.authAttempts >= this.deps.maxAuthAttempts) {
+          this.write(wire.saslFailure('not-authorized'));
+          this.fail('not-authorized', xmppMessages.tooManyAttempts(this.authAttempts));
+        }
+      })
+      .catch((err: Error) => {
+        this.log.error('authentication failed unexpectedly', { error: err.message });
+        this.fail('internal-server-error');
+      })
+      .finally(() => {
+        this.holding = false;
+        if (this.state !== 'closing' && this.state !== 'closed') this.socket.resume();
+      });
+  }
+
+  /** Runs one SASL exchange; writes the failure itself, returns the principal on success. */
+  private async authenticate(mechanism: string, payload: string): Promise<Principal | null> {
+    if (mechanism === 'PLAIN') {
+      const creds = decodePlain(payload);
+      if (!creds) {
+        this.write(wire.saslFailure('malformed-request', xmppMessages.malformedPlain()));
+        return null;
+      }
+      if (creds.authzid !== '' && creds.authzid !== creds.user) {
+        this.write(wire.saslFailure('not-authorized', xmppMessages.authzidMismatch()));
+        return null;
+      }
+      const principal = await this.deps.authenticatePassword(creds.user, creds.password, this.address);
+      if (this.state !== 'awaiting-auth') return null;
+      if (!principal) this.write(wire.saslFailure('not-authorized'));
+      return principal;
+    }
+    if (mechanism === 'EXTERNAL') {
+      const cn = this.trustedCommonName();
+      const asked = decodeExternal(payload);
+      const principal = cn ? await this.deps.certificatePrincipal(cn) : null;
+      if (this.state !== 'awaiting-auth') return null;
+      if (!cn || asked === null || (asked !== '' && asked !== cn) || !principal) {
+        this.log.info('certificate login refused', { address: this.address, cn });
+        this.write(wire.saslFailure('not-authorized', cn ? xmppMessages.noUserForCertificate(cn) : xmppMessages.noCertificate()));
+        return null;
+      }
+      return principal;
+    }
+    this.write(wire.saslFailure('invalid-mechanism'));
+    return null;
+  }
+
+  /** The peer may now send documents; `state` stays awaiting-starttls for a Unix client that may still upgrade. */
+  private online(principal: Principal, state: 'online' | 'awaiting-starttls' = 'online'): void {
+    this.session ??= { principal, events: new Set() };
+    this.state = state;
+    clearTimeout(this.timers.handshake);
+    this.timers.handshake = undefined;
+    this.subscription ??= this.deps.bus.subscribe((ev) => this.sendEvent(ev), this.session.events);
+    this.touch();
+  }
+
+  private onIq(el: XmlElement): void {
+    const id = attr(el, 'id') ?? '';
+    if (!this.session) return this.fail('not-authorized', xmppMessages.notYetAuthenticated(el.name));
+    const type = attr(el, 'type');
+    if (firstChild(el, 'bind') && type === 'set') {
+      const resource = firstChild(firstChild(el, 'bind')!, 'resource')?.text.trim() || `ldm-${this.id}`;
+      return this.write(wire.bindResult(id, `${this.session.principal.name}@${this.deps.domain}/${resource}`));
+    }
+    if (firstChild(el, 'session')) return this.write(wire.iqResult(id));
+    if (type === 'get' || type === 'set') this.write(wire.iqError(id, 'service-unavailable'));
+  }
+
+  // ── LDM documents ───────────────────────────────────────────────────────
+
+  private onDocument(el: XmlElement): void {
+    const session = this.session;
+    const mayProcess = session && (this.state === 'online' || (this.deps.kind === 'unix' && this.state === 'awaiting-starttls'));
+    if (!mayProcess) {
+      return this.fail('not-authorized', this.tls || this.deps.kind !== 'remote' ? xmppMessages.notYetAuthenticated(el.name) : xmppMessages.tlsFirst());
+    }
+    if (++this.queued > this.deps.maxQueuedDocuments) return this.fail('policy-violation', xmppMessages.tooManyQueued(this.deps.maxQueuedDocuments));
+    this.work = this.work.then(async () => {
+      try {
+        const response = await this.answer(el, session);
+        this.write(response);
+      } catch (err) {
+        this.log.error('request failed', { error: (err as Error).message });
+        this.write(encodeDocument(overallFailure(xmppMessages.internalError()), { indent: false }));
+      } finally {
+        this.queued--;
+      }
+    });
+  }
+
+  private async answer(el: XmlElement, session: Session): Promise<string> {
+    let doc;
+    try {
+      doc = decodeTree(el, 'request');
+    } catch (err) {
+      if (!(err instanceof XmlError)) throw err;
+      return encodeDocument(overallFailure(describeXmlError(err), attr(el, 'version')?.trim() || undefined));
+    }
+    return encodeDocument(await this.deps.manager.execute(doc, session));
+  }
+
+  private sendEvent(ev: LdmEvent): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    if (this.socket.writableLength > this.deps.maxOutboundBytes) {
+      this.log.warn('slow event subscriber disconnected', { address: this.address, pending: this.socket.writableLength });
+      // The peer is not reading: the error text would queue behind what it has not read; cut it off.
+      this.fail('policy-violation', xmppMessages.tooSlow(this.deps.maxOutboundBytes), true);
+      return;
+    }
+    this.write(ev.text());
+  }
+
+  // ── output and closing ──────────────────────────────────────────────────
+
+  private write(text: string): void {
+    if (this.state === 'closed' || this.socket.destroyed) return;
+    this.socket.write(text);
+  }
+
+  private onPeerEnd(): void {
+    this.state = this.state === 'online' ? 'closing' : this.state;
+    // Answer what was asked before the peer closed, then close our side.
+    void this.work.then(() => this.close());
+  }
+
+  private timeout(text: string): void {
+    this.log.info('timeout', { address: this.address, reason: text });
+    this.fail('connection-timeout', text);
+  }
+
+  /** Send a stream error (RFC 6120 section 4.9) and close. */
+  fail(condition: wire.StreamErrorCondition, text?: string, destroy = false): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    if (!this.headerSent) this.sendHeader();
+    this.write(wire.streamError(condition, text));
+    this.state = 'closing';
+    this.finish(destroy);
+  }
+
+  /** Close cleanly: </stream:stream>, then end the socket. */
+  close(): void {
+    if (this.state === 'closed') return;
+    if (this.headerSent) this.write(wire.streamClose());
+    this.state = 'closing';
+    this.finish(false);
+  }
+
+  private finish(destroy: boolean): void {
+    this.clearTimers();
+    this.subscription?.close();
+    if (destroy) this.socket.destroy();
+    else {
+      this.socket.end();
+      // A peer that never reads would keep the socket half-open forever.
+      setTimeout(() => this.socket.destroy(), 2000).unref();
+    }
+  }
+
+  private clearTimers(): void {
+    clearTimeout(this.timers.handshake);
+    clearTimeout(this.timers.idle);
+    clearTimeout(this.timers.partial);
+  }
+
+  private closed(): void {
+    if (this.state === 'closed') return;
+    // With STARTTLS the plain socket closes under the TLS one: only the live socket's close counts.
+    this.state = 'closed';
+    this.clearTimers();
+    this.subscription?.close();
+    this.deps.onClose(this);
+  }
+}

@@ -1,0 +1,226 @@
+/**
+ * xml-examples/ against schemas/ and against the codec:
+ * (a) every example is valid for xmllint --schema (chosen by root element);
+ * (b) every example survives decode -> encode -> decode unchanged, and every
+ *     request decodes without a problem;
+ * (c) responses/ and events/ are exactly what xml-examples/generate.ts emits;
+ * plus coverage: a request for every action, the promised responses and events.
+ */
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { LDM_ACTIONS } from '../agent/xml/actions.ts';
+import { decodeText, type DocumentKind } from '../agent/xml/decode.ts';
+import type { Item, LdmDocument, ResponseStatus } from '../agent/xml/document.ts';
+import { encodeDocument } from '../agent/xml/encode.ts';
+import { parseXml } from '../agent/xml/tree.ts';
+import { buildExamples, EXAMPLES_DIR, GENERATED_DIRS, render } from '../xml-examples/generate.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const SCHEMAS: Record<string, string> = {
+  LDM_interface: join(ROOT, 'schemas', 'ldm-interface.xsd'),
+  LDM_event: join(ROOT, 'schemas', 'ldm-event.xsd'),
+};
+
+function xmlFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? xmlFiles(join(dir, e.name)) : e.name.endsWith('.xml') ? [join(dir, e.name)] : []))
+    .sort();
+}
+
+/** Path under xml-examples/, with forward slashes. */
+const rel = (file: string) => relative(EXAMPLES_DIR, file).split(sep).join('/');
+
+const KIND_OF_DIR: Record<string, DocumentKind> = { requests: 'request', responses: 'response', events: 'event' };
+function kindOf(file: string): DocumentKind {
+  const kind = KIND_OF_DIR[rel(file).split('/')[0]!];
+  if (!kind) throw new Error(`${rel(file)} is in no known example folder`);
+  return kind;
+}
+
+const files = xmlFiles(EXAMPLES_DIR);
+const texts = new Map(files.map((f) => [f, readFileSync(f, 'utf8')]));
+
+/**
+ * A typed document as plain data: Maps become entry lists (order kept), `line`
+ * fields dropped. With `wire`, the decoder's `problem` notes are dropped too:
+ * they reach the wire only as the response messages they become.
+ */
+function plain(doc: LdmDocument, wire = false): unknown {
+  const problem = (p: string | undefined) => (wire ? undefined : p);
+  const status = (r: ResponseStatus | undefined) => r && { status: r.status, messages: [...r.messages] };
+  const item = (it: Item): unknown => ({
+    type: it.type,
+    uuid: it.uuid,
+    rasd: [...it.rasd],
+    props: [...it.props],
+    bindings: it.bindings.map(item),
+  });
+  return {
+    root: doc.root,
+    version: doc.version,
+    response: status(doc.response),
+    commands: doc.commands.map((c) => ({
+      action: c.action,
+      options: [...c.options],
+      arguments: [...c.arguments],
+      problem: problem(c.problem),
+      response: status(c.response),
+      data: c.data.map((d) => ({
+        version: d.version,
+        problem: problem(d.problem),
+        response: status(d.response),
+        warning: status(d.warning),
+        envelope: d.envelope && {
+          contents: d.envelope.contents.map((c) => ({
+            id: c.id,
+            type: c.type,
+            sections: c.sections.map((s) => ({ type: s.type, items: s.items.map(item) })),
+          })),
+          sections: d.envelope.sections.map((s) => ({ type: s.type, items: s.items.map(item) })),
+        },
+      })),
+    })),
+  };
+}
+
+t.test('the example folders are populated', async (t) => {
+  for (const dir of ['requests', 'responses', 'events']) {
+    t.ok(files.some((f) => rel(f).startsWith(`${dir}/`)), `${dir}/ holds examples`);
+  }
+});
+
+t.test('(a) every example is valid against its schema', async (t) => {
+  for (const file of files) {
+    t.test(rel(file), async (t) => {
+      const root = parseXml(texts.get(file)!).name;
+      const schema = SCHEMAS[root];
+      if (!schema) return void t.fail(`root <${root}> has no schema`);
+      const run = spawnSync('xmllint', ['--noout', '--nonet', '--schema', schema, file], { encoding: 'utf8' });
+      t.equal(run.status, 0, `valid against ${relative(ROOT, schema)}\n${run.error ?? ''}${run.stderr}`);
+    });
+  }
+});
+
+t.test('(b) every example round-trips through the codec', async (t) => {
+  for (const file of files) {
+    t.test(rel(file), async (t) => {
+      const kind = kindOf(file);
+      const first = decodeText(texts.get(file)!, kind);
+      t.ok(first.commands.length > 0 || first.response, 'decodes to something');
+      if (kind === 'response') t.ok(first.response, 'a response has an overall response');
+      for (const cmd of first.commands) {
+        t.equal(cmd.problem, undefined, `cmd line ${cmd.line} decodes without a problem`);
+        for (const d of cmd.data) t.equal(d.problem, undefined, `data line ${d.line} decodes without a problem`);
+      }
+      const encoded = encodeDocument(first);
+      const second = decodeText(encoded, kind);
+      t.strictSame(plain(second), plain(first), 'decode(encode(decode(file))) equals decode(file)');
+      t.equal(encodeDocument(second), encoded, 'encoding is stable');
+    });
+  }
+});
+
+t.test('(b) requests name the action of their file', async (t) => {
+  for (const action of LDM_ACTIONS) {
+    const file = join(EXAMPLES_DIR, 'requests', `${action}.xml`);
+    const text = texts.get(file);
+    if (text === undefined) {
+      t.fail(`requests/${action}.xml exists`);
+      continue;
+    }
+    const doc = decodeText(text, 'request');
+    t.same(doc.commands.map((c) => c.action), [action], `requests/${action}.xml is one ${action} command`);
+  }
+  const extra = files
+    .filter((f) => rel(f).startsWith('requests/') && !rel(f).includes('/', 'requests/'.length))
+    .map((f) => rel(f).slice('requests/'.length, -'.xml'.length))
+    .filter((n) => !(LDM_ACTIONS as readonly string[]).includes(n));
+  t.same(extra.sort(), ['libldom-reg-domain-events', 'several-commands'], 'other top-level requests are the documented ones');
+});
+
+t.test('(b) the libldom registration is byte for byte what libldom sends', async (t) => {
+  const text = texts.get(join(EXAMPLES_DIR, 'requests', 'libldom-reg-domain-events.xml'));
+  t.equal(
+    text,
+    '<LDM_interface version="1.1"><cmd><action>reg-domain-events</action><data version="3.0"> </data></cmd></LDM_interface>',
+  );
+});
+
+t.test('(c) responses/ and events/ are what generate.ts emits', async (t) => {
+  const examples = buildExamples();
+  const generated = new Set(examples.map((e) => e.path));
+  t.equal(generated.size, examples.length, 'no path is generated twice');
+  for (const ex of examples) {
+    t.test(ex.path, async (t) => {
+      const onDisk = texts.get(join(EXAMPLES_DIR, ex.path));
+      if (onDisk === undefined) return void t.fail('is committed (run npx tsx xml-examples/generate.ts)');
+      t.equal(onDisk, render(ex.doc), "equals the generator's output");
+      t.strictSame(plain(decodeText(onDisk, ex.kind), true), plain(ex.doc, true), 'decodes to the generated document');
+    });
+  }
+  for (const file of files) {
+    const name = rel(file);
+    if (GENERATED_DIRS.some((d) => name.startsWith(`${d}/`))) {
+      t.ok(generated.has(name), `${name} comes from the generator (no stale file)`);
+    }
+  }
+});
+
+t.test('(c) the promised responses and events exist', async (t) => {
+  const actions = [
+    'list-domain', 'list-bindings', 'list-services', 'list-constraints', 'list-devices', 'list-variable',
+    'list-spconfig', 'add-domain', 'remove-domain', 'add-vcpu', 'add-memory', 'bind-domain', 'start-domain',
+    'stop-domain', 'reg-domain-events', 'reg-all-events', 'unreg-all-events', 'migrate-domain', 'cancel-operation',
+  ];
+  const paths = new Set(buildExamples().map((e) => e.path));
+  for (const action of actions) {
+    for (const outcome of ['success', 'failure'] as const) {
+      const path = `responses/${action}.${outcome}.xml`;
+      const file = join(EXAMPLES_DIR, path);
+      t.ok(paths.has(path), `${path} is generated`);
+      const text = texts.get(file);
+      if (text === undefined) continue;
+      const doc = decodeText(text, 'response');
+      t.equal(doc.response?.status, outcome, `${path}: overall ${outcome}`);
+      t.same(doc.commands.map((c) => c.action), [action], `${path}: answers ${action}`);
+      if (outcome === 'failure') {
+        const messages = doc.commands.flatMap((c) => [...(c.response?.messages ?? []), ...c.data.flatMap((d) => d.response?.messages ?? [])]);
+        t.ok(messages.length > 0, `${path}: says why`);
+      }
+    }
+  }
+  for (const path of ['responses/several-commands.xml', 'responses/not-well-formed.xml', 'responses/unknown-action.xml']) {
+    t.ok(paths.has(path), `${path} is generated`);
+  }
+  for (const path of ['events/start-domain.xml', 'events/add-spconfig.xml', 'events/migration-progress.xml', 'events/migration-done.xml']) {
+    t.ok(paths.has(path), `${path} is generated`);
+  }
+});
+
+t.test('(c) the special responses say what they should', async (t) => {
+  const read = (path: string) => decodeText(texts.get(join(EXAMPLES_DIR, path)) ?? '', 'response');
+  const several = read('responses/several-commands.xml');
+  t.same(several.commands.map((c) => c.response?.status), ['success', 'success', 'failure'], 'several-commands: the third fails');
+  t.equal(several.response?.status, 'failure', 'several-commands: overall failure');
+
+  const broken = read('responses/not-well-formed.xml');
+  t.equal(broken.commands.length, 0, 'not-well-formed: no cmd');
+  t.match(broken.response?.messages[0], /^XML document is not well-formed \(line \d+\): /, 'not-well-formed: says why');
+
+  const unknown = read('responses/unknown-action.xml');
+  t.same(unknown.commands[0]?.response?.messages, ['Unknown action: ls-dom'], 'unknown-action: command-level reason');
+
+  const migrate = texts.get(join(EXAMPLES_DIR, 'responses', 'migrate-domain.success.xml')) ?? '';
+  t.notMatch(migrate, /key="(username|password)"/, 'a migrate-domain response does not echo the target login');
+
+  const progress = decodeText(texts.get(join(EXAMPLES_DIR, 'events', 'migration-progress.xml')) ?? '', 'event');
+  const info = progress.commands[0]?.data[0]?.envelope?.contents[0]?.sections[0]?.items[0];
+  t.same(
+    info && [info.type, info.props.get('progress'), info.props.get('status')],
+    ['ldom_info', '45%', 'ongoing'],
+    'migration-progress: ldom_info with progress and status',
+  );
+});
