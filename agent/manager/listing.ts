@@ -18,7 +18,6 @@ function primaryContent(machine: MachineSpec): Content {
             flags: '-n-cv-',
             hostid: machine.hostid,
             'failure-policy': 'ignore',
-            master: '',
             'cpu-arch': 'native',
           }),
           item('cpu', {}, { AllocationUnits: String(machine.primary.vcpus) }),

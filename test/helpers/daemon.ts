@@ -1,0 +1,55 @@
+/**
+ * The real daemon as a child process (`bin/ldm-agent.js`), in a temporary
+ * directory, on a free port. Resolves once it prints where it listens.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const AGENT_BIN = new URL('../../bin/ldm-agent.js', import.meta.url).pathname;
+
+export interface Daemon {
+  proc: ChildProcessWithoutNullStreams;
+  dir: string;
+  port: number;
+  stdout(): string;
+  stderr(): string;
+  /** SIGTERM, then the exit code. */
+  stop(): Promise<number | null>;
+}
+
+export async function startDaemon(t: { teardown(fn: () => unknown): void }, extraArgs: string[] = []): Promise<Daemon> {
+  const dir = mkdtempSync(join(tmpdir(), 'ldm-daemon-'));
+  const proc = spawn(
+    process.execPath,
+    [AGENT_BIN, '--listen', '127.0.0.1:0', '--http', 'off', '--state', join(dir, 'var'), '--certs', join(dir, 'certs'), '--hostname', 'test-host', ...extraArgs],
+    { cwd: dir, env: { ...process.env, LDM_LOG_LEVEL: 'info' } },
+  );
+  let out = '';
+  let err = '';
+  proc.stdout.on('data', (d: Buffer) => (out += d));
+  proc.stderr.on('data', (d: Buffer) => (err += d));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`daemon did not start: ${out}${err}`)), 20_000);
+    const check = () => {
+      const m = /XML interface listening on [^\s]+:(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    };
+    proc.stdout.on('data', check);
+    proc.once('exit', () => reject(new Error(`daemon exited: ${out}${err}`)));
+  });
+  const stop = async () => {
+    if (proc.exitCode === null) proc.kill('SIGTERM');
+    return exited;
+  };
+  t.teardown(async () => {
+    await stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { proc, dir, port, stdout: () => out, stderr: () => err, stop };
+}
