@@ -105,6 +105,11 @@ export class RawPeer {
     return secure;
   }
 
+  /** Stop reading: the agent's writes pile up in its buffers, as with a stuck client. */
+  pause(): void {
+    this.socket.pause();
+  }
+
   destroy(): void {
     this.socket.destroy();
   }
