@@ -10,13 +10,18 @@ import { UserStore } from './auth/users.ts';
 import type { AgentConfig } from './config.ts';
 import { EventBus } from './events/bus.ts';
 import { createLogger, type Logger } from './log.ts';
+import { toLdmEvent } from './manager/events.ts';
+import { Guests } from './manager/guests.ts';
 import { Manager } from './manager/manager.ts';
+import { Ldm } from './model/ldm.ts';
+import { StateStore } from './model/store.ts';
 import { daemonMessages } from './messages.ts';
 import { loadMachine } from './model/machine.ts';
 import { XmppServer, type XmppServerOptions } from './xmpp/server.ts';
 
 export interface RunningAgent {
   xmpp: XmppServer;
+  ldm: Ldm;
   bus: EventBus;
   users: UserStore;
   /** The bound TCP address of the XML interface. */
@@ -45,7 +50,9 @@ export async function startAgent(
 
   const users = await UserStore.open(stateDir);
   const bus = new EventBus();
-  const manager = new Manager({ machine, bus });
+  const guests = new Guests();
+  const ldm = await Ldm.open(machine, new StateStore(stateDir), (ev) => bus.publish(toLdmEvent(ev)), guests);
+  const manager = new Manager({ ldm, bus, log });
   const unixPath = join(stateDir, 'ldmd.sock');
   const xmpp = new XmppServer({
     listen: config.listen,
@@ -75,6 +82,7 @@ export async function startAgent(
   out(daemonMessages.howToConnect(bound.host, bound.port, certs.paths.ca));
   return {
     xmpp,
+    ldm,
     bus,
     users,
     address: bound,

@@ -24,6 +24,7 @@ export const xmlMessages = {
   severalEnvelopes: () => 'data holds more than one <Envelope>',
   badStatus: (value: string) => `response status "${value}" is neither success nor failure`,
   responseWithoutStatus: () => 'response has no <status>',
+  xmlVersion: (version: string) => `XML version ${version} is not accepted, only 1.0`,
   notAStream: (name: string) => `expected an XMPP <stream:stream> header, got <${name}>`,
 } as const;
 
@@ -45,6 +46,9 @@ export const cliMessages = {
 
 export const modelMessages = {
   badMachine: (where: string, what: string) => `machine description ${where}: ${what}`,
+  stateUnreadable: (file: string, detail: string) => `cannot read the domain database ${file}: ${detail}`,
+  stateDamaged: (file: string, detail: string) =>
+    `the domain database ${file} is damaged (${detail}); it was left untouched: repair or move it away to start afresh`,
 } as const;
 
 /** Texts of the manager: what a client reads in resp_msg. Oracle's `ldm` wording where documented. */
@@ -193,4 +197,111 @@ export const daemonMessages = {
   stopping: (signal: string) => `received ${signal}, stopping`,
   stopped: () => 'stopped',
   startFailed: (detail: string) => `ldm-agent: cannot start: ${detail}`,
+} as const;
+
+/** Texts of the simulated hypervisor (agent/hypervisor/): guests, their memory and workload. */
+export const hypervisorMessages = {
+  badSize: (bytes: number) => `guest memory size ${bytes} is not a positive multiple of the 8K page size`,
+  tooLarge: (bytes: number, max: number) => `guest memory size ${bytes} exceeds the simulator's limit of ${max} bytes`,
+  nameInUse: (name: string) => `a guest named ${name} already exists`,
+  wrongState: (name: string, operation: string, state: string) => `cannot ${operation} guest ${name}: it is ${state}`,
+  notRunning: (name: string, state: string) => `guest ${name} is ${state}, not running`,
+  incomingNeedsRuntime: (name: string) =>
+    `guest ${name} was created empty: resuming it needs the runtime state of the guest it continues (an incoming migration)`,
+  pageRange: (first: number, count: number, pages: number) =>
+    `pages ${first} to ${first + count - 1} are outside guest memory (pages 0 to ${pages - 1})`,
+  pageIndex: (index: number, pages: number) => `page ${index} is outside guest memory (pages 0 to ${pages - 1})`,
+  pageLength: (index: number, length: number, size: number) => `page ${index}: ${length} bytes given, a page is ${size} bytes`,
+  readTooLarge: (count: number, max: number) => `cannot read ${count} pages at once (limit ${max})`,
+  dirtyLogOff: (name: string) => `the dirty page log of guest ${name} is not enabled`,
+  badThrottle: (value: number) => `throttle ${value} is not a fraction between 0 and 1`,
+  badWorkload: (field: string, value: string) => `workload ${field} ${value} is not valid`,
+  badVariable: (name: string, value: string, expected: string) => `variable ${name}="${value}" is not valid: expected ${expected}`,
+} as const;
+
+/**
+ * Refusals of the domain model: the resp_msg a client reads when a change is
+ * not made. Oracle's `ldm` wording where it is documented ("LDom ... ",
+ * "Not enough free memory present to meet this request"), ours elsewhere.
+ */
+export const refusalMessages = {
+  noSuchDomain: (name: string) => `LDom ${name} does not exist`,
+  invalidName: (name: string) => `Invalid domain name: ${name}`,
+  domainExists: (name: string) => `LDom ${name} already exists`,
+  reconfPending: () =>
+    'A delayed reconfiguration of the primary domain is pending: other domains cannot be changed until the primary reboots or the reconfiguration is cancelled (remove-reconf primary)',
+  notEnoughCpus: (wanted: number, free: number) => `Not enough free CPUs to meet this request: ${wanted} requested, ${free} free`,
+  notEnoughCores: (wanted: number, free: number) => `Not enough free whole cores to meet this request: ${wanted} requested, ${free} free`,
+  notEnoughMemory: (wanted: string, free: string) => `Not enough free memory present to meet this request: ${wanted} requested, ${free} free`,
+  fragmented: (wanted: string, largest: string) =>
+    `Free memory is too fragmented to bind ${wanted}: it would take more than 8 memory blocks (largest free block ${largest})`,
+  notEnoughMau: (wanted: number, free: number, domain: string) =>
+    `Not enough free crypto units on the cores of LDom ${domain}: ${wanted} requested, ${free} free`,
+  noConsolePort: () => 'No free console port: add a virtual console concentrator (add-vconscon) or widen its port range',
+  onlyWhenInactive: (name: string, what: string, state: string) => `LDom ${name} is ${state}: its ${what} can only be changed while it is inactive`,
+  onlyWhenNotActive: (name: string, what: string) => `LDom ${name} is active: its ${what} can only be changed while it is not running`,
+  cannotRemovePrimary: () => 'The control domain primary cannot be removed',
+  mustBeInactiveToRemove: (name: string, state: string) => `LDom ${name} is ${state}: stop and unbind it before removing it`,
+  providesServices: (name: string, services: string[]) => `LDom ${name} provides services (${services.join(', ')}): remove them first`,
+  alreadyBound: (name: string, state: string) => `LDom ${name} is already ${state}`,
+  noCpus: (name: string) => `LDom ${name} has no virtual CPUs: add some with add-vcpu before binding it`,
+  noMemory: (name: string) => `LDom ${name} has no memory: add some with add-memory before binding it`,
+  controlDomain: (what: string) => `The control domain primary cannot be ${what}`,
+  stopFirst: (name: string) => `LDom ${name} is active: stop it before unbinding it`,
+  notBound: (name: string) => `LDom ${name} is not bound`,
+  alreadyActive: (name: string) => `LDom ${name} is already active`,
+  bindFirst: (name: string) => `LDom ${name} is not bound: bind it before starting it`,
+  notActive: (name: string) => `LDom ${name} is not active`,
+  mixedCpuUnits: (name: string) => `LDom ${name} counts its CPUs in whole cores or in strands, not both: use set-vcpu to switch`,
+  removeTooMany: (name: string, what: string, asked: number | string, has: number | string) => `Cannot remove ${asked} ${what} from LDom ${name}: it has ${has}`,
+  lastCpu: (name: string) => `Cannot remove the last virtual CPU of LDom ${name} while it is bound or active`,
+  lastMemory: (name: string) => `Cannot remove all memory of LDom ${name} while it is bound or active`,
+  noReconf: (name: string) => `No delayed reconfiguration is pending on LDom ${name}`,
+  noSuchIo: (device: string) => `No physical I/O device ${device} on this machine`,
+  ioInUse: (device: string, owner: string) => `Physical I/O device ${device} is assigned to LDom ${owner}`,
+  ioNotAssigned: (device: string, name: string) => `Physical I/O device ${device} is not assigned to LDom ${name}`,
+  invalidServiceName: (name: string) => `Invalid name: ${name}`,
+  serviceExists: (name: string) => `A service named ${name} already exists`,
+  noSuchVds: (name: string) => `Virtual disk server ${name} not found`,
+  noSuchVsw: (name: string) => `Virtual switch ${name} not found`,
+  noSuchVcc: (name: string) => `Virtual console concentrator ${name} not found`,
+  noSuchVolume: (volume: string, service: string) => `Volume ${volume}@${service} not found`,
+  serviceInUse: (name: string, users: string[]) => `${name} is in use by ${users.map((u) => `LDom ${u}`).join(', ')}`,
+  volumeExists: (volume: string, service: string) => `Volume ${volume}@${service} already exists`,
+  badVolumeOptions: (bad: string[]) => `Invalid volume option(s): ${bad.join(', ')} (valid: ro, slice, excl)`,
+  deviceExists: (kind: string, dev: string, name: string) => `LDom ${name} already has a ${kind} named ${dev}`,
+  noSuchDevice: (kind: string, dev: string, name: string) => `LDom ${name} has no ${kind} named ${dev}`,
+  portTaken: (port: number) => `Console port ${port} is not free`,
+  variableExists: (variable: string, name: string) => `Variable ${variable} already exists in LDom ${name}`,
+  noSuchVariable: (variable: string, name: string) => `Variable ${variable} not found in LDom ${name}`,
+  spconfigExists: (name: string) => `SP configuration ${name} already exists`,
+  noSuchSpconfig: (name: string) => `SP configuration ${name} not found`,
+  cannotRemoveFactory: () => 'The factory-default SP configuration cannot be removed',
+  badMac: (mac: string) => `Invalid MAC address: ${mac}`,
+  macInUse: (mac: string) => `MAC address ${mac} is already in use`,
+  badValue: (key: string, value: string, valid: readonly string[]) => `Invalid value "${value}" for ${key} (valid: ${valid.join(', ')})`,
+  selfMaster: (name: string) => `LDom ${name} cannot be its own master`,
+  tooManyMasters: () => 'A domain may have at most 4 master domains',
+  badPortRange: (min: number, max: number) => `Invalid console port range ${min}-${max}`,
+  portRangeOverlap: (other: string) => `Console port range overlaps that of ${other}`,
+} as const;
+
+/** Texts about a request object that cannot be read, and notes (3.6 warnings) on ones that succeeded. */
+export const objectMessages = {
+  noDomain: () => 'the object names no domain: expected a Content with an id',
+  noItem: (type: string) => `the object has no ${type} item`,
+  missingProperty: (type: string, key: string) => `${type} item is missing its ${key} property`,
+  missingUnits: (type: string) => `${type} item is missing rasd:AllocationUnits`,
+  badNumber: (type: string, key: string, value: string) => `${type} item: ${key} "${value}" is not a valid number`,
+  badSize: (value: string) => `"${value}" is not a size (examples: 4G, 512M)`,
+  badBoolean: (type: string, key: string, value: string) => `${type} item: ${key} "${value}" is neither true nor false`,
+  noData: (action: string) => `${action} needs a <data> object naming what to act on`,
+  memoryRounded: (asked: string, rounded: string) => `Memory size ${asked} was rounded up to ${rounded} (memory is allocated in 256M units)`,
+  delayedReconf: (name: string) =>
+    `Initiating a delayed reconfiguration operation on the ${name} domain: the change takes effect when it reboots, and other domains cannot be changed until then`,
+  noMigration: (name: string) => `No migration of LDom ${name} is in progress`,
+  noMemdr: (name: string) => `No memory dynamic reconfiguration of LDom ${name} is in progress`,
+  cancelWhat: (what: string | undefined) => `cancel-operation needs migration, reconf or memdr${what ? `, not ${what}` : ''}`,
+  notSupported: (action: string, platform: string) => `${action} is not supported on ${platform}`,
+  internal: () => 'internal error while carrying out this object; see the agent log',
 } as const;

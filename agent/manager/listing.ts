@@ -1,39 +1,215 @@
 /**
- * list-domain until the domain model exists: the primary (control) domain
- * as the machine description defines it.
+ * The listing actions (protocol.md section 5): the model rendered as
+ * Envelopes. list-domain and list-bindings show what is bound (with state and
+ * flags); list-constraints shows what was asked, in the shape add-domain
+ * takes, so its output can be fed back as input.
  */
-import { managerMessages } from '../messages.ts';
-import type { MachineSpec } from '../model/machine.ts';
+import { refusalMessages } from '../messages.ts';
+import { coreOf, freeMemory, freeStrands } from '../model/allocate.ts';
+import { FACTORY_DEFAULT, type Ldm } from '../model/ldm.ts';
 import { formatSize } from '../model/sizes.ts';
-import { failure, item, success, type Command, type Content } from '../xml/document.ts';
+import type { DomainConfig } from '../model/types.ts';
+import { failure, item, success, type Command, type Content, type Item, type Section } from '../xml/document.ts';
 
-function primaryContent(machine: MachineSpec): Content {
-  return {
-    id: 'primary',
-    sections: [
-      {
-        items: [
-          item('ldom_info', {
-            state: 'active',
-            flags: '-n-cv-',
-            hostid: machine.hostid,
-            'failure-policy': 'ignore',
-            'cpu-arch': 'native',
-          }),
-          item('cpu', {}, { AllocationUnits: String(machine.primary.vcpus) }),
-          item('memory', {}, { AllocationUnits: formatSize(machine.primary.memory) }),
-        ],
-      },
-    ],
-  };
+const hex = (n: number) => `0x${n.toString(16)}`;
+const section = (items: Item[]): Section => ({ type: 'ResourceAllocationSection_Type', items });
+
+/** Guest software state as `ldm list -l` shows it. */
+const SOFTSTATE: Record<string, string> = { solaris: 'Solaris running', openboot: 'OpenBoot Running', kmdb: 'Solaris debugging' };
+
+type Listing = (ldm: Ldm, domains: DomainConfig[]) => { contents: Content[]; sections: Section[] };
+
+function ldomInfo(ldm: Ldm, d: DomainConfig, withState: boolean): Item {
+  const props: Record<string, string> = {};
+  if (withState) {
+    props['state'] = d.state;
+    props['flags'] = ldm.flags(d);
+    const soft = d.state === 'active' ? ldm.guestStatus(d.name) : undefined;
+    if (soft) props['softstate'] = SOFTSTATE[soft] ?? soft;
+  }
+  props['hostid'] = d.hostid;
+  props['failure-policy'] = d.failurePolicy;
+  if (d.master.length > 0) props['master'] = d.master.join(',');
+  props['cpu-arch'] = d.cpuArch;
+  props['perf-counters'] = d.perfCounters;
+  return { ...item('ldom_info', props, { Address: d.mac }), uuid: d.uuid };
 }
 
-export function listDomains(cmd: Command, machine: MachineSpec): void {
+function cpuItem(d: DomainConfig): Item {
+  return item('cpu', d.wholeCores > 0 ? { wcore: String(d.wholeCores) } : {}, { AllocationUnits: String(d.vcpus) });
+}
+
+function deviceItems(d: DomainConfig): Item[] {
+  const out: Item[] = [];
+  for (const io of d.io) out.push(item('physio_device', { name: io }));
+  for (const v of d.vdisks) {
+    out.push(item('disk', { vdisk_name: v.name, vol_name: v.volume, service_name: v.service, ...(v.timeout !== undefined ? { timeout: String(v.timeout) } : {}) }));
+  }
+  for (const n of d.vnets) {
+    const extra: Record<string, string> = {};
+    if (n.pvid !== undefined) extra['pvid'] = String(n.pvid);
+    if (n.vid) extra['vid'] = n.vid;
+    if (n.mode) extra['mode'] = n.mode;
+    if (n.linkprop) extra['linkprop'] = n.linkprop;
+    out.push(item('network', { vnet_name: n.name, service_name: n.service, ...extra }, { Address: n.mac }));
+  }
+  return out;
+}
+
+function consoleItem(d: DomainConfig, bound: boolean): Item | undefined {
+  const props: Record<string, string> = {};
+  const port = bound ? d.bindings?.consolePort : d.console.port;
+  const service = bound ? (d.bindings?.consoleService ?? d.console.service) : d.console.service;
+  if (port !== undefined) props['port'] = String(port);
+  if (service) props['service_name'] = service;
+  if (d.console.group) props['group'] = d.console.group;
+  if (d.console.log !== undefined) props['enable-log'] = String(d.console.log);
+  return Object.keys(props).length > 0 ? item('console', props) : undefined;
+}
+
+const varItems = (d: DomainConfig) => d.variables.map(([name, value]) => item('var', { name, value }));
+
+const domainItems = (ldm: Ldm, d: DomainConfig, bound: boolean): Item[] => {
+  const list: (Item | undefined)[] = [
+    ldomInfo(ldm, d, bound),
+    cpuItem(d),
+    d.mau > 0 ? item('mau', {}, { AllocationUnits: String(d.mau) }) : undefined,
+    item('memory', {}, { AllocationUnits: formatSize(d.memory) }),
+    ...deviceItems(d),
+    consoleItem(d, bound),
+    ...varItems(d),
+  ];
+  return list.filter((x): x is Item => x !== undefined);
+};
+
+const listDomain: Listing = (ldm, domains) => ({
+  contents: domains.map((d) => ({ id: d.name, sections: [section(domainItems(ldm, d, true))] })),
+  sections: [],
+});
+
+const listConstraints: Listing = (ldm, domains) => ({
+  contents: domains.map((d) => ({ id: d.name, sections: [section(domainItems(ldm, d, false))] })),
+  sections: [],
+});
+
+const listBindings: Listing = (ldm, domains) => ({
+  contents: domains.map((d) => {
+    const items = domainItems(ldm, d, true);
+    const b = d.bindings;
+    if (b) {
+      const cpu = items.find((i) => i.type === 'cpu')!;
+      cpu.bindings = b.strands.map((pid, vid) => item('cpu', { vid: String(vid), pid: String(pid), cid: String(coreOf(ldm.machine, pid)) }));
+      const mem = items.find((i) => i.type === 'memory')!;
+      mem.bindings = b.memory.map((blk) => item('memory', { ra: hex(blk.ra), pa: hex(blk.pa), size: formatSize(blk.size) }));
+      const mau = items.find((i) => i.type === 'mau');
+      if (mau) mau.bindings = b.mau.map((id) => item('mau', { id: String(id), cid: String(Math.floor(id / Math.max(1, ldm.machine.cpu.cryptoUnitsPerCore))) }));
+      for (const disk of items.filter((i) => i.type === 'disk')) {
+        const v = d.vdisks.find((x) => x.name === disk.props.get('vdisk_name'))!;
+        const vol = ldm.snapshot.vds.find((s) => s.name === v.service)?.volumes.find((x) => x.name === v.volume);
+        disk.bindings = [item('disk', { id: String(v.id), device: `disk@${v.id}`, backend: vol?.blockDev ?? '', server: ldm.snapshot.vds.find((s) => s.name === v.service)?.domain ?? '' })];
+      }
+      for (const net of items.filter((i) => i.type === 'network')) {
+        const n = d.vnets.find((x) => x.name === net.props.get('vnet_name'))!;
+        net.bindings = [item('network', { id: String(n.id), device: `network@${n.id}`, peer: n.service })];
+      }
+    }
+    return { id: d.name, sections: [section(items)] };
+  }),
+  sections: [],
+});
+
+const listVariables: Listing = (_ldm, domains) => ({
+  contents: domains.map((d) => ({ id: d.name, sections: [section(varItems(d))] })),
+  sections: [],
+});
+
+const listServices: Listing = (ldm, domains) => {
+  const s = ldm.snapshot;
+  return {
+    contents: domains
+      .map((d) => {
+        const items: Item[] = [];
+        for (const vds of s.vds.filter((v) => v.domain === d.name)) {
+          items.push(item('vds', { service_name: vds.name }));
+          for (const vol of vds.volumes) {
+            const p: Record<string, string> = { vol_name: vol.name, service_name: vds.name, block_dev: vol.blockDev };
+            if (vol.options.length > 0) p['vol_opts'] = vol.options.join(',');
+            if (vol.mpgroup) p['mpgroup'] = vol.mpgroup;
+            items.push(item('vds_volume', p));
+          }
+        }
+        for (const vsw of s.vsw.filter((v) => v.domain === d.name)) {
+          const p: Record<string, string> = { service_name: vsw.name, id: String(vsw.id) };
+          if (vsw.netDev) p['dev_path'] = vsw.netDev;
+          if (vsw.mode) p['mode'] = vsw.mode;
+          if (vsw.pvid !== undefined) p['pvid'] = String(vsw.pvid);
+          if (vsw.vid) p['vid'] = vsw.vid;
+          if (vsw.mtu !== undefined) p['mtu'] = String(vsw.mtu);
+          if (vsw.linkprop) p['linkprop'] = vsw.linkprop;
+          if (vsw.interVnetLink) p['inter_vnet_link'] = vsw.interVnetLink;
+          items.push(item('vsw', p, { Address: vsw.mac }));
+        }
+        for (const vcc of s.vcc.filter((v) => v.domain === d.name)) {
+          items.push(item('vcc', { service_name: vcc.name, min_port: String(vcc.minPort), max_port: String(vcc.maxPort) }));
+        }
+        return { id: d.name, sections: [section(items)] };
+      })
+      .filter((c) => c.sections[0]!.items.length > 0),
+    sections: [],
+  };
+};
+
+const listDevices: Listing = (ldm) => {
+  const s = ldm.snapshot;
+  const strands = freeStrands(ldm.machine, s);
+  const usedMau = new Set(s.domains.flatMap((d) => d.bindings?.mau ?? []));
+  const allMau = ldm.machine.cpu.cores * ldm.machine.cpu.cryptoUnitsPerCore;
+  const freeMau = Array.from({ length: allMau }, (_, i) => i).filter((i) => !usedMau.has(i));
+  const memory = freeMemory(ldm.machine, s);
+  const io = ldm.machine.io.filter((dev) => !s.domains.some((d) => d.io.includes(dev.name)));
+  const cpu = item('cpu', {}, { AllocationUnits: String(strands.length) });
+  cpu.bindings = strands.map((pid) => item('cpu', { pid: String(pid), cid: String(coreOf(ldm.machine, pid)) }));
+  const mau = item('mau', {}, { AllocationUnits: String(freeMau.length) });
+  mau.bindings = freeMau.map((id) => item('mau', { id: String(id) }));
+  const mem = item('memory', {}, { AllocationUnits: formatSize(memory.reduce((a, r) => a + r.size, 0)) });
+  mem.bindings = memory.map((r) => item('memory', { pa: hex(r.pa), size: formatSize(r.size) }));
+  return { contents: [], sections: [section([cpu, mau, mem, ...io.map((d) => item('physio_device', { name: d.name, kind: d.kind }))])] };
+};
+
+const listSpconfig: Listing = (ldm) => {
+  const s = ldm.snapshot;
+  const names = [FACTORY_DEFAULT, ...s.spconfigs.map((c) => c.name)];
+  return {
+    contents: [],
+    sections: [section(names.map((name) => item('spconfig', { spconfig_name: name, ...(name === s.nextSpconfig ? { spconfig_status: 'current' } : {}) })))],
+  };
+};
+
+const LISTINGS: Record<string, Listing> = {
+  'list-domain': listDomain,
+  'list-bindings': listBindings,
+  'list-constraints': listConstraints,
+  'list-devices': listDevices,
+  'list-services': listServices,
+  'list-variable': listVariables,
+  'list-spconfig': listSpconfig,
+};
+
+export const LISTING_ACTIONS = Object.keys(LISTINGS);
+
+/**
+ * Answer a listing: one object with the whole listing, or, when the request
+ * names domains that do not exist, one failed object saying which.
+ */
+export function runListing(ldm: Ldm, cmd: Command): void {
+  const listing = LISTINGS[cmd.action!]!;
   const named = cmd.data.flatMap((d) => d.envelope?.contents.map((c) => c.id) ?? []);
-  const unknown = named.filter((n) => n !== 'primary');
+  const unknown = named.filter((n) => !ldm.domain(n));
   if (unknown.length > 0) {
-    for (const d of cmd.data) d.response = failure(...unknown.map(managerMessages.invalidDomain));
+    cmd.data = [{ version: '3.0', response: failure(...unknown.map(refusalMessages.noSuchDomain)) }];
     return;
   }
-  cmd.data = [{ version: '3.0', envelope: { contents: [primaryContent(machine)], sections: [] }, response: success() }];
+  const all = ldm.snapshot.domains;
+  const domains = named.length > 0 ? named.map((n) => ldm.domain(n)!) : all;
+  cmd.data = [{ version: '3.0', envelope: listing(ldm, domains), response: success() }];
 }

@@ -10,7 +10,7 @@
 import { ErrorCodes, XmlError } from '../errors.ts';
 import { xmlMessages } from '../messages.ts';
 import { isLdmAction } from './actions.ts';
-import type { Command, Content, Data, Envelope, Item, LdmDocument, ResponseStatus, RootName, Section } from './document.ts';
+import { RASD_NAME, type Command, type Content, type Data, type Envelope, type Item, type LdmDocument, type ResponseStatus, type RootName, type Section } from './document.ts';
 import { DEFAULT_XML_LIMITS, type XmlLimits } from './limits.ts';
 import { attr, childrenNamed, firstChild, parseXml, type XmlElement } from './tree.ts';
 
@@ -69,7 +69,9 @@ function decodeItem(el: XmlElement): Item {
         // rasd:* values by their canonical name; other decorations we do not understand are dropped.
         const known = RASD_NAMES.get(child.local);
         if (known) item.rasd.set(known, trimmed(child));
-        else if (child.name.toLowerCase().startsWith('rasd:')) item.rasd.set(child.name.slice(5), trimmed(child));
+        else if (child.name.toLowerCase().startsWith('rasd:') && RASD_NAME.test(child.name.slice(5))) {
+          item.rasd.set(child.name.slice(5), trimmed(child));
+        }
       }
     }
   }

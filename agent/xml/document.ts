@@ -82,6 +82,9 @@ export interface LdmDocument {
   response?: ResponseStatus;
 }
 
+/** Names a rasd:* element may have in our documents: ASCII XML names without a prefix. */
+export const RASD_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+
 /** Option tokens of a command, both spellings, split on white space (`-r name` -> ['-r','name']). */
 export function optionTokens(cmd: Command): string[] {
   return cmd.options.flatMap((o) => o.split(/\s+/).filter(Boolean));

@@ -6,7 +6,7 @@
  * Over XMPP no XML declaration may appear inside the stream, so the
  * declaration is opt-in (files want it).
  */
-import type { Command, Content, Data, Envelope, Item, LdmDocument, ResponseStatus, Section } from './document.ts';
+import { RASD_NAME, type Command, type Content, type Data, type Envelope, type Item, type LdmDocument, type ResponseStatus, type Section } from './document.ts';
 
 /** The namespace URIs we emit: those of the 3.x guide's example. */
 export const NAMESPACES = {
@@ -51,9 +51,6 @@ export function escapeAttr(value: string): string {
   const text = escapeXml(value);
   return /[\t\n]/.test(text) ? text.replace(/[\t\n]/g, (c) => ESCAPES[c]!) : text;
 }
-
-/** Element names we write from data (rasd keys): ASCII XML names without a prefix. */
-const XML_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 
 class Writer {
   private readonly parts: string[] = [];
@@ -101,7 +98,7 @@ function writeItem(w: Writer, item: Item): void {
   w.leaf('rasd:OtherResourceType', item.type);
   if (item.uuid !== undefined) w.leaf('uuid', item.uuid);
   for (const [name, value] of item.rasd) {
-    if (!XML_NAME.test(name)) throw new TypeError(`not an XML name for a rasd element: ${JSON.stringify(name)}`);
+    if (!RASD_NAME.test(name)) throw new TypeError(`not an XML name for a rasd element: ${JSON.stringify(name)}`);
     w.leaf(`rasd:${name}`, value);
   }
   for (const [key, value] of item.props) w.leaf('gprop:GenericProperty', value, ` key="${escapeAttr(key)}"`);

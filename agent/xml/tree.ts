@@ -122,6 +122,12 @@ export function createParser(
   });
   parser.on('text', (t) => builder.text(t));
   parser.on('cdata', (t) => builder.text(t));
+  parser.on('xmldecl', (decl) => {
+    // XML 1.1 would let control characters in through character references.
+    if (decl.version !== undefined && decl.version !== '1.0') {
+      throw new XmlError(ErrorCodes.XML_NOT_WELL_FORMED, xmlMessages.xmlVersion(decl.version), parser.line);
+    }
+  });
   parser.on('doctype', () => {
     throw new XmlError(ErrorCodes.XML_DOCTYPE, xmlMessages.doctype(), parser.line);
   });

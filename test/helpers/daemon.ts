@@ -1,6 +1,6 @@
 /**
  * The real daemon as a child process (`bin/ldm-agent.js`), in a temporary
- * directory, on a free port. Resolves once it prints where it listens.
+ * directory, on a free port. Resolves once it has printed its start-up banner.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -34,8 +34,9 @@ export async function startDaemon(t: { teardown(fn: () => unknown): void }, extr
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`daemon did not start: ${out}${err}`)), 20_000);
     const check = () => {
+      // `try: ...` is the last line of the start-up banner.
       const m = /XML interface listening on [^\s]+:(\d+)/.exec(out);
-      if (m) {
+      if (m && /^try: /m.test(out)) {
         clearTimeout(timer);
         resolve(Number(m[1]));
       }
