@@ -8,7 +8,7 @@
  * Changes run one at a time (a single queue): the simplest lock that keeps
  * allocation decisions and the saved file consistent.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { ErrorCodes, LdmError } from '../errors.ts';
 import { refusalMessages as m } from '../messages.ts';
 import {
@@ -226,7 +226,7 @@ export class Ldm {
       Ldm.checkReconf(s, name);
       const d: DomainConfig = {
         name,
-        uuid: randomUUID(),
+        uuid: nextUuid(s, this.machine, name),
         hostid: nextHostid(s),
         mac: nextMac(s),
         state: 'inactive',
@@ -738,7 +738,7 @@ function initialState(machine: MachineSpec): LdmState {
   const strands = Array.from({ length: machine.primary.vcpus }, (_, i) => i);
   const primary: DomainConfig = {
     name: PRIMARY,
-    uuid: randomUUID(),
+    uuid: nextUuid(s, machine, PRIMARY),
     hostid: machine.hostid,
     mac: nextMac(s),
     state: 'active',
@@ -774,6 +774,17 @@ function nextMac(s: LdmState): string {
     const mac = [...MAC_PREFIX, (n >> 8) & 0xff, n & 0xff].map((b) => b.toString(16).padStart(2, '0')).join(':');
     if (!used.has(mac)) return mac;
   }
+}
+
+/**
+ * A domain's UUID: unique on this machine and reproducible (a hash of the
+ * machine's host id, the domain's name and a sequence number), so that a
+ * replayed configuration lists the same way.
+ */
+function nextUuid(s: LdmState, machine: MachineSpec, name: string): string {
+  const h = createHash('sha256').update(`${machine.hostid}/${name}/${s.nextHostid}`).digest('hex');
+  // Shaped as a version 4 (random) UUID: the hash stands in for the randomness.
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
 function nextHostid(s: LdmState): string {
