@@ -24,6 +24,12 @@ export class Guests implements GuestHost {
     this.running.set(d.name, bootState(d));
   }
 
+  /** `sim-state` moves a running guest between the OS, the ok prompt and the debugger. */
+  reconfigure(d: DomainConfig): void {
+    const asked = variable(d, 'sim-state');
+    if (this.running.has(d.name) && (asked === 'solaris' || asked === 'openboot' || asked === 'kmdb')) this.running.set(d.name, asked);
+  }
+
   stop(name: string): void {
     this.running.delete(name);
   }

@@ -66,6 +66,8 @@ export interface GuestHost {
   stop(name: string): void | Promise<void>;
   /** The guest's own state (`solaris`, `openboot`, ...), when it runs. */
   status?(name: string): string | undefined;
+  /** A running domain's variables changed (`sim-state`, the workload knobs). */
+  reconfigure?(domain: DomainConfig): void | Promise<void>;
 }
 
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_.+-]{0,63}$/;
@@ -677,7 +679,7 @@ export class Ldm {
   // ── variables ───────────────────────────────────────────────────────────
 
   setVariable(name: string, action: 'add' | 'set' | 'remove', variable: string, value?: string): Promise<void> {
-    return this.change((s, events) => {
+    return this.change((s, events, tx) => {
       const d = Ldm.find(s, name);
       const at = d.variables.findIndex(([k]) => k === variable);
       if (action === 'add' && at >= 0) refuse(m.variableExists(variable, name));
@@ -686,6 +688,7 @@ export class Ldm {
         d.variables.splice(at, 1);
       } else if (at >= 0) d.variables[at] = [variable, value ?? ''];
       else d.variables.push([variable, value ?? '']);
+      if (d.state === 'active') tx.after.push(() => this.guests.reconfigure?.(d));
       events.push({ class: 'resource', action: `${action}-variable`, domain: name, resource: variable });
     });
   }
