@@ -8,6 +8,7 @@ interface Benchmark {
 
 const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   codec: () => import('./codec.ts'),
+  transport: () => import('./transport.ts'),
 };
 
 async function main(args: string[]): Promise<number> {

@@ -181,3 +181,10 @@ t.test('a response never echoes a password the request carried (migrate-domain l
   t.notMatch(text, /key="password"/);
   t.match(text, /key="target">t4-b</);
 });
+
+t.test('XML 1.1 is refused: it would let control characters in through references', async (t) => {
+  const err = xmlError(t, () => decodeRequest('<?xml version="1.1"?><LDM_interface version="1.3"><cmd><action>&#1;</action></cmd></LDM_interface>'));
+  t.equal(err.code, ErrorCodes.XML_NOT_WELL_FORMED);
+  t.match(err.message, /XML version 1.1 is not accepted, only 1.0/);
+  t.ok(decodeRequest('<?xml version="1.0"?><LDM_interface version="1.3"><cmd><action>list-domain</action></cmd></LDM_interface>'));
+});
