@@ -236,7 +236,7 @@ export const refusalMessages = {
   fragmented: (wanted: string, largest: string) =>
     `Free memory is too fragmented to bind ${wanted}: it would take more than 8 memory blocks (largest free block ${largest})`,
   notEnoughMau: (wanted: number, free: number, domain: string) =>
-    `Not enough free crypto units on the cores of LDom ${domain}: ${wanted} requested, ${free} free`,
+    `Not enough free crypto units on the cores of LDom ${domain}: it would have ${wanted}, and ${free} are available there`,
   noConsolePort: () => 'No free console port: add a virtual console concentrator (add-vconscon) or widen its port range',
   onlyWhenInactive: (name: string, what: string, state: string) => `LDom ${name} is ${state}: its ${what} can only be changed while it is inactive`,
   onlyWhenNotActive: (name: string, what: string) => `LDom ${name} is active: its ${what} can only be changed while it is not running`,

@@ -179,6 +179,7 @@ t.test('a response never echoes a password the request carried (migrate-domain l
   const text = encodeDocument(completeResponse(doc));
   t.notMatch(text, /c2VjcmV0/);
   t.notMatch(text, /key="password"/);
+  t.notMatch(text, /cm9vdA==/, 'nor the login name');
   t.match(text, /key="target">t4-b</);
 });
 

@@ -15,6 +15,8 @@ const SCHEMA = new URL('../schemas/ldm-interface.xsd', import.meta.url).pathname
 const agent = await startTestAgent(t, { users: [['admin', 'write', 'admin-secret']] });
 const admin = await adminSession(agent);
 const events: string[] = [];
+const eventDocs: LdmDocument[] = [];
+admin.onEvent((ev) => eventDocs.push(ev));
 admin.onEvent((ev) => events.push(`${ev.commands[0]!.action} ${ev.commands[0]!.data[0]?.envelope?.contents[0]?.id ?? ''}`.trim()));
 t.teardown(() => admin.close());
 
@@ -95,7 +97,7 @@ t.test('every listing action, each valid against the schemas', async (t) => {
   const mem = itemsOf(bindings, 'memory')[0]!.bindings;
   t.same(mem.map((b) => [b.props.get('ra'), b.props.get('size')]), [['0x8000000', '2G']]);
   t.equal(itemsOf(bindings, 'disk')[0]!.bindings[0]!.props.get('backend'), '/dev/zvol/dsk/ldoms/ldg1');
-  t.equal(itemsOf(bindings, 'network')[0]!.bindings[0]!.props.get('peer'), 'primary-vsw0');
+  t.equal(itemsOf(bindings, 'network')[0]!.bindings[0]!.props.get('peer'), 'primary-vsw0@primary', 'switch@service domain, as ldm prints it');
 
   const constraints = contentOf(await listing('list-constraints', 'ldg1'), 'ldg1');
   t.equal(itemsOf(constraints, 'ldom_info')[0]!.props.get('state'), undefined, 'constraints carry no state');
@@ -131,7 +133,11 @@ t.test('stopped, unbound and removed', async (t) => {
 t.test('every change was announced to the registered client', async (t) => {
   await must(request('reg-all-events'));
   await must(request('add-domain', data('ldg2')));
+  await must(request('add-vcpu', data('ldg2', cpu(4))));
   await must(request('remove-domain', data('ldg2')));
   await admin.request(request('list-domain'));
-  t.same(events, ['add-domain ldg2', 'remove-domain ldg2']);
+  t.same(events, ['add-domain ldg2', 'add-vcpu ldg2', 'remove-domain ldg2']);
+  const cpuEvent = eventDocs[1]!.commands[0]!.data[0]!.envelope!.contents[0]!.sections[0]!.items[0]!;
+  t.equal(cpuEvent.type, 'cpu', 'a resource event describes the resource as an Item');
+  t.equal(cpuEvent.rasd.get('AllocationUnits'), '4', 'with its new amount');
 });

@@ -135,4 +135,23 @@ t.test('delayed reconfiguration of the primary', async (t) => {
   t.equal(agent.ldm.flags(agent.ldm.domain('primary')!), '-n-cv-');
   t.equal(agent.ldm.domain('primary')!.memory, 4 * 2 ** 30, 'the pending change was dropped');
   await must(request('add-domain', data('ldg2')));
+
+  // Giving a bus away from the primary waits for its reboot too, and is undone by remove-reconf.
+  const io = await must(request('remove-io', data('primary', { type: 'physio_device', props: { name: 'pci@500' } })));
+  t.match(io.commands[0]!.data[0]!.warning?.messages[0], /delayed reconfiguration/);
+  t.ok(agent.ldm.domain('primary')!.io.includes('pci@500'), 'the primary keeps the bus until it reboots');
+  t.equal(await refused(request('remove-io', data('primary', { type: 'physio_device', props: { name: 'pci@500' } }))), 'Physical I/O device pci@500 is not assigned to LDom primary');
+  await must(request('remove-reconf', data('primary')));
+  t.ok(agent.ldm.domain('primary')!.io.includes('pci@500'), 'still the primary\'s after the cancel');
+  t.equal(agent.ldm.domain('primary')!.delayedReconf, undefined);
+  t.equal(await refused(request('add-io', data('ldg2', { type: 'physio_device', props: { name: 'pci@500' } }))), 'Physical I/O device pci@500 is assigned to LDom primary');
+});
+
+t.test('a listing with a malformed object fails it, echoed, and lists nothing', async (t) => {
+  const r = await admin.request(request('list-domain', [data('primary'), '<data version="3.0"><Envelope><Content/></Envelope></data>']));
+  t.equal(r.response?.status, 'failure');
+  t.same(r.commands[0]!.data.map((d) => d.response?.messages), [[], ['Content element has no id or ovf:id attribute naming the domain']]);
+  t.same(r.commands[0]!.data[0]!.envelope!.contents[0]!.sections, [], 'the request object is echoed, not a listing');
+  const devices = await must(request('list-devices', data('no-such-domain')));
+  t.ok(devices.commands[0]!.data[0]!.envelope!.sections[0]!.items.length > 0, 'list-devices is machine-wide: a Content names nothing');
 });

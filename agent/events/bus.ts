@@ -21,7 +21,7 @@ export class LdmEvent {
     readonly envelope: Envelope,
   ) {}
 
-  /** The LDM_event document, one line (it travels inside an XMPP stream). */
+  /** The LDM_event document, indented like responses (rendered once, whoever receives it). */
   text(): string {
     this.rendered ??= encodeDocument(
       {
@@ -29,7 +29,6 @@ export class LdmEvent {
         version: EVENT_VERSION,
         commands: [{ action: this.action, options: [], arguments: [], data: [{ version: '3.0', envelope: this.envelope }] }],
       },
-      { indent: false },
     );
     return this.rendered;
   }

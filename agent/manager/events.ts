@@ -13,7 +13,12 @@ export function toLdmEvent(ev: ModelEvent): LdmEvent {
       return new LdmEvent('domain', ev.action, { contents: [{ id: ev.domain, sections: [] }], sections: [] });
     case 'resource':
       return new LdmEvent('resource', ev.action, {
-        contents: [{ id: ev.domain, sections: [{ type: 'ResourceAllocationSection_Type', items: [item(ev.action.replace(/^(add|set|remove)-/, ''), { name: ev.resource })] }] }],
+        contents: [
+          {
+            id: ev.domain,
+            sections: [{ type: 'ResourceAllocationSection_Type', items: [item(ev.type, ev.props, ev.units !== undefined ? { AllocationUnits: ev.units } : {})] }],
+          },
+        ],
         sections: [],
       });
     case 'hardware':

@@ -119,6 +119,10 @@ export function objectHandlers(ldm: Ldm): Record<string, ObjectHandler> {
     if (vars.length === 0) throw new ObjectError(objectMessages.noItem('var'));
     for (const v of vars) await ldm.setVariable(name, action, required(v, 'name'), action === 'remove' ? undefined : prop(v, 'value') ?? '');
   };
+  const io = (action: 'add' | 'remove'): ObjectHandler => async (data) => {
+    const r = await ldm.setIo(domainOf(data), action, required(theItem(data, 'physio_device'), 'name'));
+    return r.delayed ? objectMessages.delayedReconf(PRIMARY) : undefined;
+  };
   const spconfigName = (data: Data) => required(theItem(data, 'spconfig'), 'spconfig_name');
 
   return {
@@ -145,14 +149,8 @@ export function objectHandlers(ldm: Ldm): Record<string, ObjectHandler> {
     'set-memory': memory('set'),
     'remove-memory': memory('remove'),
     'remove-reconf': async (data) => void (await ldm.removeReconf(domainOf(data))),
-    'add-io': async (data) => {
-      const r = await ldm.addIo(domainOf(data), required(theItem(data, 'physio_device'), 'name'));
-      return r.delayed ? objectMessages.delayedReconf(PRIMARY) : undefined;
-    },
-    'remove-io': async (data) => {
-      const r = await ldm.removeIo(domainOf(data), required(theItem(data, 'physio_device'), 'name'));
-      return r.delayed ? objectMessages.delayedReconf(PRIMARY) : undefined;
-    },
+    'add-io': io('add'),
+    'remove-io': io('remove'),
     'add-vdiskserver': async (data) => void (await ldm.addVds(required(theItem(data, 'vds'), 'service_name'), serviceDomain(data))),
     'remove-vdiskserver': async (data) => void (await ldm.removeVds(required(theItem(data, 'vds'), 'service_name'))),
     'add-vdiskserverdevice': async (data) => {

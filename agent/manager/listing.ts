@@ -6,7 +6,7 @@
  */
 import { refusalMessages } from '../messages.ts';
 import { coreOf, freeMemory, freeStrands } from '../model/allocate.ts';
-import { FACTORY_DEFAULT, type Ldm } from '../model/ldm.ts';
+import { FACTORY_DEFAULT, PRIMARY, type Ldm } from '../model/ldm.ts';
 import { formatSize } from '../model/sizes.ts';
 import type { DomainConfig } from '../model/types.ts';
 import { failure, item, success, type Command, type Content, type Item, type Section } from '../xml/document.ts';
@@ -24,7 +24,8 @@ function ldomInfo(ldm: Ldm, d: DomainConfig, withState: boolean): Item {
   if (withState) {
     props['state'] = d.state;
     props['flags'] = ldm.flags(d);
-    const soft = d.state === 'active' ? ldm.guestStatus(d.name) : undefined;
+    // The control domain runs the OS that runs us.
+    const soft = d.state !== 'active' ? undefined : d.name === PRIMARY ? 'solaris' : ldm.guestStatus(d.name);
     if (soft) props['softstate'] = SOFTSTATE[soft] ?? soft;
   }
   props['hostid'] = d.hostid;
@@ -72,9 +73,10 @@ const varItems = (d: DomainConfig) => d.variables.map(([name, value]) => item('v
 const domainItems = (ldm: Ldm, d: DomainConfig, bound: boolean): Item[] => {
   const list: (Item | undefined)[] = [
     ldomInfo(ldm, d, bound),
-    cpuItem(d),
+    // Only what was given: a zero would not read back as add-domain input.
+    d.vcpus > 0 ? cpuItem(d) : undefined,
     d.mau > 0 ? item('mau', {}, { AllocationUnits: String(d.mau) }) : undefined,
-    item('memory', {}, { AllocationUnits: formatSize(d.memory) }),
+    d.memory > 0 ? item('memory', {}, { AllocationUnits: formatSize(d.memory) }) : undefined,
     ...deviceItems(d),
     consoleItem(d, bound),
     ...varItems(d),
@@ -110,7 +112,8 @@ const listBindings: Listing = (ldm, domains) => ({
       }
       for (const net of items.filter((i) => i.type === 'network')) {
         const n = d.vnets.find((x) => x.name === net.props.get('vnet_name'))!;
-        net.bindings = [item('network', { id: String(n.id), device: `network@${n.id}`, peer: n.service })];
+        const vsw = ldm.snapshot.vsw.find((w) => w.name === n.service);
+        net.bindings = [item('network', { id: String(n.id), device: `network@${n.id}`, peer: vsw ? `${vsw.name}@${vsw.domain}` : n.service, mtu: String(vsw?.mtu ?? 1500) })];
       }
     }
     return { id: d.name, sections: [section(items)] };
@@ -197,19 +200,32 @@ const LISTINGS: Record<string, Listing> = {
 
 export const LISTING_ACTIONS = Object.keys(LISTINGS);
 
+/** Listings of the whole machine: a Content in the request names nothing for them. */
+const MACHINE_WIDE = new Set(['list-devices', 'list-spconfig']);
+
 /**
- * Answer a listing: one object with the whole listing, or, when the request
- * names domains that do not exist, one failed object saying which.
+ * Answer a listing: one object with the whole listing (or the domains the
+ * request names). An object that is malformed or names a domain that does not
+ * exist fails, echoed; then nothing is listed.
  */
 export function runListing(ldm: Ldm, cmd: Command): void {
   const listing = LISTINGS[cmd.action!]!;
-  const named = cmd.data.flatMap((d) => d.envelope?.contents.map((c) => c.id) ?? []);
-  const unknown = named.filter((n) => !ldm.domain(n));
-  if (unknown.length > 0) {
-    cmd.data = [{ version: '3.0', response: failure(...unknown.map(refusalMessages.noSuchDomain)) }];
-    return;
+  const named: string[] = [];
+  let failed = false;
+  for (const d of cmd.data) {
+    if (d.problem) {
+      failed = true;
+      continue;
+    }
+    const ids = MACHINE_WIDE.has(cmd.action!) ? [] : (d.envelope?.contents.map((c) => c.id) ?? []);
+    const unknown = ids.filter((n) => !ldm.domain(n));
+    if (unknown.length > 0) {
+      d.response = failure(...unknown.map(refusalMessages.noSuchDomain));
+      failed = true;
+    }
+    named.push(...ids);
   }
-  const all = ldm.snapshot.domains;
-  const domains = named.length > 0 ? named.map((n) => ldm.domain(n)!) : all;
+  if (failed) return;
+  const domains = named.length > 0 ? [...new Set(named)].map((n) => ldm.domain(n)!) : ldm.snapshot.domains;
   cmd.data = [{ version: '3.0', envelope: listing(ldm, domains), response: success() }];
 }

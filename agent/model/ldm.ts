@@ -55,7 +55,8 @@ interface Transaction {
 /** What the model announces after a change: the manager turns these into LDM events. */
 export type ModelEvent =
   | { class: 'domain'; action: string; domain: string }
-  | { class: 'resource'; action: string; domain: string; resource: string }
+  /** `type` and `props` describe the resource as an Item would (protocol.md section 5); `units` its new amount. */
+  | { class: 'resource'; action: string; domain: string; type: string; props: Record<string, string>; units?: string }
   | { class: 'hardware'; action: string; spconfig: string };
 
 /** The running guests: the hypervisor side of start-domain and stop-domain. */
@@ -353,7 +354,7 @@ export class Ldm {
       d.wholeCores = wholeCores ? next : 0;
       d.vcpus = wholeCores ? next * tpc : next;
       if (d.bindings) this.rebindStrands(s, d);
-      events.push({ class: 'resource', action: `${action}-vcpu`, domain: name, resource: 'cpu' });
+      events.push({ class: 'resource', action: `${action}-vcpu`, domain: name, type: 'cpu', props: {}, units: String(d.vcpus) });
     });
   }
 
@@ -389,7 +390,7 @@ export class Ldm {
       if (next < 0) refuse(m.removeTooMany(name, 'crypto units', count, d.mau));
       d.mau = next;
       if (d.bindings) d.bindings.mau = this.allocating(name, () => allocateMau(this.machine, s, name, d.bindings!.strands, next));
-      events.push({ class: 'resource', action: `${action}-crypto`, domain: name, resource: 'mau' });
+      events.push({ class: 'resource', action: `${action}-crypto`, domain: name, type: 'mau', props: {}, units: String(next) });
     });
   }
 
@@ -403,7 +404,7 @@ export class Ldm {
       const next = action === 'add' ? base + size : action === 'set' ? size : base - size;
       if (next < 0 || (action === 'remove' && size > base)) refuse(m.removeTooMany(name, 'memory', formatSize(size), formatSize(base)));
       if (next === 0 && d.state !== 'inactive') refuse(m.lastMemory(name));
-      events.push({ class: 'resource', action: `${action}-memory`, domain: name, resource: 'memory' });
+      events.push({ class: 'resource', action: `${action}-memory`, domain: name, type: 'memory', props: {}, units: formatSize(next) });
       if (name === PRIMARY && d.state === 'active') {
         d.delayedReconf = { ...d.delayedReconf, memory: next };
         return { delayed: true, rounded: size };
@@ -428,7 +429,8 @@ export class Ldm {
       b.memory = blocks.filter((x) => x.size > 0).sort((a, c) => a.ra - c.ra);
     } else if (next > d.memory) {
       const end = b.memory.reduce((a, x) => Math.max(a, x.ra + x.size), RA_BASE);
-      const more = this.allocating(d.name, () => allocateMemory(freeMemory(this.machine, s, d.name), next - d.memory, end));
+      // Free means bound to nobody: the domain's own blocks are not free for it to take twice.
+      const more = this.allocating(d.name, () => allocateMemory(freeMemory(this.machine, s), next - d.memory, end));
       b.memory = [...b.memory, ...more];
     }
   }
@@ -441,6 +443,7 @@ export class Ldm {
       const p = Ldm.find(s, PRIMARY);
       const pending = p.delayedReconf!;
       delete p.delayedReconf;
+      if (pending.io) p.io = pending.io;
       if (pending.memory !== undefined) {
         this.rebindMemory(s, p, pending.memory);
         p.memory = pending.memory;
@@ -458,32 +461,27 @@ export class Ldm {
 
   // ── physical I/O ────────────────────────────────────────────────────────
 
-  addIo(name: string, device: string): Promise<{ delayed: boolean }> {
+  /**
+   * add-io/remove-io: a guest must be inactive; on the primary the change
+   * waits for its reboot (delayed reconfiguration) and can be cancelled.
+   */
+  setIo(name: string, action: 'add' | 'remove', device: string): Promise<{ delayed: boolean }> {
     return this.change((s, events) => {
       const d = Ldm.find(s, name);
       Ldm.checkReconf(s, name);
-      if (!this.machine.io.some((io) => io.name === device)) refuse(m.noSuchIo(device));
-      const owner = s.domains.find((o) => o.io.includes(device));
-      if (owner) refuse(m.ioInUse(device, owner.name));
       const delayed = name === PRIMARY;
+      const owned = delayed ? (d.delayedReconf?.io ?? d.io) : d.io;
+      if (action === 'add') {
+        if (!this.machine.io.some((io) => io.name === device)) refuse(m.noSuchIo(device));
+        // Owned now or after a pending reboot, by another domain or already by this one.
+        const owner = owned.includes(device) ? d : s.domains.find((o) => o !== d && (o.io.includes(device) || o.delayedReconf?.io?.includes(device)));
+        if (owner) refuse(m.ioInUse(device, owner.name));
+      } else if (!owned.includes(device)) refuse(m.ioNotAssigned(device, name));
       if (!delayed && d.state !== 'inactive') refuse(m.onlyWhenInactive(name, 'physical I/O', d.state));
-      d.io.push(device);
-      if (delayed) d.delayedReconf = { ...d.delayedReconf };
-      events.push({ class: 'resource', action: 'add-io', domain: name, resource: device });
-      return { delayed };
-    });
-  }
-
-  removeIo(name: string, device: string): Promise<{ delayed: boolean }> {
-    return this.change((s, events) => {
-      const d = Ldm.find(s, name);
-      Ldm.checkReconf(s, name);
-      if (!d.io.includes(device)) refuse(m.ioNotAssigned(device, name));
-      const delayed = name === PRIMARY;
-      if (!delayed && d.state !== 'inactive') refuse(m.onlyWhenInactive(name, 'physical I/O', d.state));
-      d.io = d.io.filter((x) => x !== device);
-      if (delayed) d.delayedReconf = { ...d.delayedReconf };
-      events.push({ class: 'resource', action: 'remove-io', domain: name, resource: device });
+      const next = action === 'add' ? [...owned, device] : owned.filter((x) => x !== device);
+      if (delayed) d.delayedReconf = { ...d.delayedReconf, io: next };
+      else d.io = next;
+      events.push({ class: 'resource', action: `${action}-io`, domain: name, type: 'physio_device', props: { name: device } });
       return { delayed };
     });
   }
@@ -496,7 +494,7 @@ export class Ldm {
       if (!NAME_RE.test(service)) refuse(m.invalidServiceName(service));
       if (serviceExists(s, service)) refuse(m.serviceExists(service));
       s.vds.push({ name: service, domain, volumes: [] });
-      events.push({ class: 'resource', action: 'add-vdiskserver', domain, resource: service });
+      events.push({ class: 'resource', action: 'add-vdiskserver', domain, type: 'vds', props: { service_name: service } });
     });
   }
 
@@ -506,7 +504,7 @@ export class Ldm {
       const users = s.domains.filter((d) => d.vdisks.some((v) => v.service === service)).map((d) => d.name);
       if (users.length > 0) refuse(m.serviceInUse(service, users));
       s.vds = s.vds.filter((v) => v !== vds);
-      events.push({ class: 'resource', action: 'remove-vdiskserver', domain: vds.domain, resource: service });
+      events.push({ class: 'resource', action: 'remove-vdiskserver', domain: vds.domain, type: 'vds', props: { service_name: service } });
     });
   }
 
@@ -518,7 +516,7 @@ export class Ldm {
       const bad = options.filter((o) => !['ro', 'slice', 'excl'].includes(o));
       if (bad.length > 0) refuse(m.badVolumeOptions(bad));
       vds.volumes.push({ name: volume, blockDev, options, ...(mpgroup ? { mpgroup } : {}) });
-      events.push({ class: 'resource', action: 'add-vdiskserverdevice', domain: vds.domain, resource: `${volume}@${service}` });
+      events.push({ class: 'resource', action: 'add-vdiskserverdevice', domain: vds.domain, type: 'vds_volume', props: { vol_name: volume, service_name: service } });
     });
   }
 
@@ -529,7 +527,7 @@ export class Ldm {
       const users = s.domains.filter((d) => d.vdisks.some((v) => v.service === service && v.volume === volume)).map((d) => d.name);
       if (users.length > 0) refuse(m.serviceInUse(`${volume}@${service}`, users));
       vds.volumes = vds.volumes.filter((v) => v.name !== volume);
-      events.push({ class: 'resource', action: 'remove-vdiskserverdevice', domain: vds.domain, resource: `${volume}@${service}` });
+      events.push({ class: 'resource', action: 'remove-vdiskserverdevice', domain: vds.domain, type: 'vds_volume', props: { vol_name: volume, service_name: service } });
     });
   }
 
@@ -541,7 +539,7 @@ export class Ldm {
       if (d.vdisks.some((v) => v.name === disk)) refuse(m.deviceExists('vdisk', disk, name));
       volumeOf(s, volume, service);
       d.vdisks.push({ name: disk, volume, service, ...(timeout !== undefined ? { timeout } : {}), id: d.nextDeviceId++ });
-      events.push({ class: 'resource', action: 'add-vdisk', domain: name, resource: disk });
+      events.push({ class: 'resource', action: 'add-vdisk', domain: name, type: 'disk', props: { vdisk_name: disk } });
     });
   }
 
@@ -551,7 +549,7 @@ export class Ldm {
       Ldm.checkReconf(s, name);
       if (!d.vdisks.some((v) => v.name === disk)) refuse(m.noSuchDevice('vdisk', disk, name));
       d.vdisks = d.vdisks.filter((v) => v.name !== disk);
-      events.push({ class: 'resource', action: 'remove-vdisk', domain: name, resource: disk });
+      events.push({ class: 'resource', action: 'remove-vdisk', domain: name, type: 'disk', props: { vdisk_name: disk } });
     });
   }
 
@@ -565,7 +563,7 @@ export class Ldm {
       const mac = opts.mac ? checkMac(s, opts.mac) : nextMac(s);
       const id = s.vsw.filter((w) => w.domain === domain).length;
       s.vsw.push({ ...opts, name: service, domain, mac, id });
-      events.push({ class: 'resource', action: 'add-vswitch', domain, resource: service });
+      events.push({ class: 'resource', action: 'add-vswitch', domain, type: 'vsw', props: { service_name: service } });
     });
   }
 
@@ -574,7 +572,7 @@ export class Ldm {
       const vsw = s.vsw.find((w) => w.name === service) ?? refuse(m.noSuchVsw(service));
       if (opts.mac && opts.mac !== vsw.mac) opts.mac = checkMac(s, opts.mac);
       Object.assign(vsw, opts);
-      events.push({ class: 'resource', action: 'set-vswitch', domain: vsw.domain, resource: service });
+      events.push({ class: 'resource', action: 'set-vswitch', domain: vsw.domain, type: 'vsw', props: { service_name: service } });
     });
   }
 
@@ -584,7 +582,7 @@ export class Ldm {
       const users = s.domains.filter((d) => d.vnets.some((n) => n.service === service)).map((d) => d.name);
       if (users.length > 0) refuse(m.serviceInUse(service, users));
       s.vsw = s.vsw.filter((w) => w !== vsw);
-      events.push({ class: 'resource', action: 'remove-vswitch', domain: vsw.domain, resource: service });
+      events.push({ class: 'resource', action: 'remove-vswitch', domain: vsw.domain, type: 'vsw', props: { service_name: service } });
     });
   }
 
@@ -597,7 +595,7 @@ export class Ldm {
       if (!s.vsw.some((w) => w.name === service)) refuse(m.noSuchVsw(service));
       const mac = opts.mac ? checkMac(s, opts.mac) : nextMac(s);
       d.vnets.push({ ...stripUndefined(opts), name: vnet, service, mac, id: d.nextDeviceId++ });
-      events.push({ class: 'resource', action: 'add-vnet', domain: name, resource: vnet });
+      events.push({ class: 'resource', action: 'add-vnet', domain: name, type: 'network', props: { vnet_name: vnet } });
     });
   }
 
@@ -609,7 +607,7 @@ export class Ldm {
       if (opts.service && !s.vsw.some((w) => w.name === opts.service)) refuse(m.noSuchVsw(opts.service));
       if (opts.mac && opts.mac !== n.mac) opts.mac = checkMac(s, opts.mac);
       Object.assign(n, stripUndefined(opts));
-      events.push({ class: 'resource', action: 'set-vnet', domain: name, resource: vnet });
+      events.push({ class: 'resource', action: 'set-vnet', domain: name, type: 'network', props: { vnet_name: vnet } });
     });
   }
 
@@ -619,7 +617,7 @@ export class Ldm {
       Ldm.checkReconf(s, name);
       if (!d.vnets.some((n) => n.name === vnet)) refuse(m.noSuchDevice('vnet', vnet, name));
       d.vnets = d.vnets.filter((n) => n.name !== vnet);
-      events.push({ class: 'resource', action: 'remove-vnet', domain: name, resource: vnet });
+      events.push({ class: 'resource', action: 'remove-vnet', domain: name, type: 'network', props: { vnet_name: vnet } });
     });
   }
 
@@ -632,7 +630,7 @@ export class Ldm {
       if (serviceExists(s, service)) refuse(m.serviceExists(service));
       checkPorts(s, service, minPort, maxPort);
       s.vcc.push({ name: service, domain, minPort, maxPort });
-      events.push({ class: 'resource', action: 'add-vconscon', domain, resource: service });
+      events.push({ class: 'resource', action: 'add-vconscon', domain, type: 'vcc', props: { service_name: service } });
     });
   }
 
@@ -646,7 +644,7 @@ export class Ldm {
       if (outside.length > 0) refuse(m.serviceInUse(service, outside.map((d) => d.name)));
       vcc.minPort = min;
       vcc.maxPort = max;
-      events.push({ class: 'resource', action: 'set-vconscon', domain: vcc.domain, resource: service });
+      events.push({ class: 'resource', action: 'set-vconscon', domain: vcc.domain, type: 'vcc', props: { service_name: service } });
     });
   }
 
@@ -656,7 +654,7 @@ export class Ldm {
       const users = s.domains.filter((d) => d.bindings?.consoleService === service).map((d) => d.name);
       if (users.length > 0) refuse(m.serviceInUse(service, users));
       s.vcc = s.vcc.filter((v) => v !== vcc);
-      events.push({ class: 'resource', action: 'remove-vconscon', domain: vcc.domain, resource: service });
+      events.push({ class: 'resource', action: 'remove-vconscon', domain: vcc.domain, type: 'vcc', props: { service_name: service } });
     });
   }
 
@@ -672,7 +670,7 @@ export class Ldm {
         d.bindings.consolePort = c.port;
         d.bindings.consoleService = c.service;
       }
-      events.push({ class: 'resource', action: 'set-vconsole', domain: name, resource: 'console' });
+      events.push({ class: 'resource', action: 'set-vconsole', domain: name, type: 'console', props: d.bindings?.consolePort !== undefined ? { port: String(d.bindings.consolePort) } : {} });
     });
   }
 
@@ -689,7 +687,7 @@ export class Ldm {
       } else if (at >= 0) d.variables[at] = [variable, value ?? ''];
       else d.variables.push([variable, value ?? '']);
       if (d.state === 'active') tx.after.push(() => this.guests.reconfigure?.(d));
-      events.push({ class: 'resource', action: `${action}-variable`, domain: name, resource: variable });
+      events.push({ class: 'resource', action: `${action}-variable`, domain: name, type: 'var', props: action === 'remove' ? { name: variable } : { name: variable, value: value ?? '' } });
     });
   }
 

@@ -93,8 +93,9 @@ export interface Bindings {
 
 /** Changes to the primary that wait for its reboot (delayed reconfiguration). */
 export interface DelayedReconf {
-  vcpus?: number;
   memory?: number;
+  /** The physical devices the domain will own after its reboot. */
+  io?: string[];
 }
 
 export interface DomainConfig {

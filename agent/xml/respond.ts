@@ -36,7 +36,7 @@ export function completeResponse(doc: LdmDocument): LdmDocument {
 }
 
 /** Properties a response never echoes back (migrate-domain carries the target's login). */
-const SECRET_KEYS = ['password'];
+const SECRET_KEYS = ['password', 'username'];
 
 function redactSecrets(data: Data): void {
   const env = data.envelope;

@@ -389,7 +389,7 @@ export class Connection {
         this.write(response);
       } catch (err) {
         this.log.error('request failed', { error: (err as Error).message });
-        this.write(encodeDocument(overallFailure(xmppMessages.internalError()), { indent: false }));
+        this.write(encodeDocument(overallFailure(xmppMessages.internalError())));
       } finally {
         this.queued--;
       }
