@@ -4,7 +4,8 @@
  * how to connect.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fsyncDir } from './atomic-file.ts';
 import { ensureCerts, loadTrust, trustedFingerprints, type CertPaths } from './auth/certs.ts';
 import { UserStore } from './auth/users.ts';
 import type { AgentConfig } from './config.ts';
@@ -22,6 +23,7 @@ import { XmppServer, type XmppServerOptions } from './xmpp/server.ts';
 export interface RunningAgent {
   xmpp: XmppServer;
   ldm: Ldm;
+  guests: Guests;
   bus: EventBus;
   users: UserStore;
   /** The bound TCP address of the XML interface. */
@@ -42,7 +44,7 @@ export async function startAgent(
 ): Promise<RunningAgent> {
   const machine = loadMachine(config.machine, config.hostname);
   const stateDir = resolve(config.state);
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  if (mkdirSync(stateDir, { recursive: true, mode: 0o700 }) !== undefined) await fsyncDir(dirname(stateDir));
 
   const certs = await ensureCerts(config.certs, { hostnames: [machine.hostname, 'localhost'], ips: [config.listen.host] });
   for (const file of certs.created) out(daemonMessages.created(file));
@@ -50,8 +52,17 @@ export async function startAgent(
 
   const users = await UserStore.open(stateDir);
   const bus = new EventBus();
-  const guests = new Guests();
-  const ldm = await Ldm.open(machine, new StateStore(stateDir), (ev) => bus.publish(toLdmEvent(ev)), guests);
+  const guests = new Guests(log.child('guests'));
+  const ldm = await Ldm.open(
+    machine,
+    new StateStore(stateDir),
+    (ev) => {
+      // Domain events are worth a log line: a domain-reset at start has no subscriber yet.
+      if (ev.class === 'domain') log.info('domain event', { event: ev.action, domain: ev.domain });
+      bus.publish(toLdmEvent(ev));
+    },
+    guests,
+  );
   const manager = new Manager({ ldm, bus, log });
   const unixPath = join(stateDir, 'ldmd.sock');
   const xmpp = new XmppServer({
@@ -83,6 +94,7 @@ export async function startAgent(
   return {
     xmpp,
     ldm,
+    guests,
     bus,
     users,
     address: bound,
@@ -90,6 +102,7 @@ export async function startAgent(
     certPaths: certs.paths,
     stop: async () => {
       await xmpp.close();
+      await guests.close();
     },
   };
 }

@@ -305,3 +305,9 @@ export const objectMessages = {
   notSupported: (action: string, platform: string) => `${action} is not supported on ${platform}`,
   internal: () => 'internal error while carrying out this object; see the agent log',
 } as const;
+
+/** Refusals about a domain's simulated guest. */
+export const guestMessages = {
+  workingSetTooLarge: (name: string, ws: number, memory: number) =>
+    `sim-working-set of LDom ${name} (${ws} bytes) is larger than its memory (${memory} bytes)`,
+} as const;

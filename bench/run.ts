@@ -8,6 +8,7 @@ interface Benchmark {
 
 const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   codec: () => import('./codec.ts'),
+  hypervisor: () => import('./hypervisor.ts'),
   transport: () => import('./transport.ts'),
 };
 

@@ -75,6 +75,27 @@ t.test('a guest with auto-boot? false waits at the ok prompt; sim-state moves it
   t.equal(await softstate('ldg1'), 'OpenBoot Running');
 });
 
+t.test('a started domain runs a guest of its bound memory; stopping it scrubs and destroys the guest', async (t) => {
+  await must(request('stop-domain', data('ldg1')));
+  await must(request('add-variable', data('ldg1', variable('sim-working-set', '16M'), variable('sim-fill', 'random'))));
+  await must(request('set-variable', data('ldg1', variable('sim-state', 'solaris'))));
+  await must(request('start-domain', data('ldg1')));
+  const guest = agent.guests.hypervisor.guest('ldg1')!;
+  t.equal(guest.memoryBytes, 1536 * 2 ** 20, 'the guest has the bound memory');
+  t.equal(guest.runState, 'solaris');
+  await guest.whenFilled();
+  t.equal(guest.touchedPages, 2048, 'the 16M working set is filled, the rest untouched');
+  const refusedSize = await admin.request(request('set-variable', data('ldg1', variable('sim-working-set', 'lots'))));
+  t.equal(refusedSize.response?.status, 'failure');
+  t.match(messages(refusedSize).join(), /sim-working-set/);
+  const tooBig = await admin.request(request('set-variable', data('ldg1', variable('sim-working-set', '2G'))));
+  t.match(messages(tooBig).join(), /sim-working-set of LDom ldg1 \(2147483648 bytes\) is larger than its memory/);
+  t.equal(agent.ldm.domain('ldg1')!.variables.find(([k]) => k === 'sim-working-set')?.[1], '16M', 'the refused values were not kept');
+  await must(request('stop-domain', data('ldg1')));
+  t.equal(agent.guests.hypervisor.guest('ldg1'), undefined, 'the guest is gone');
+  t.match(agent.logLines.join(''), /guest destroyed domain=ldg1 scrubbedPages=\d+ scrubMs=/);
+});
+
 t.test('memory sizes are rounded up to 256M, with a warning', async (t) => {
   await must(request('add-domain', data('ldg2')));
   const r = await must(request('add-memory', data('ldg2', memory('1000M'))));

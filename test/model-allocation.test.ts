@@ -9,9 +9,10 @@ import { freeMemory, freeStrands } from '../agent/model/allocate.ts';
 import { Ldm, ModelError, type ModelEvent } from '../agent/model/ldm.ts';
 import { loadMachine } from '../agent/model/machine.ts';
 import { StateStore } from '../agent/model/store.ts';
-import { Guests } from '../agent/manager/guests.ts';
 
 const machine = loadMachine();
+/** Guests are not this test's subject: start and stop do nothing. */
+const noGuests = { start() {}, stop() {} };
 const GiB = 2 ** 30;
 
 /** A store that keeps the state in memory: this test is about allocation, not files. */
@@ -86,7 +87,7 @@ t.test('random changes never bind anything twice (500 sequences of 40 changes)',
   await fc.assert(
     fc.asyncProperty(fc.array(op, { minLength: 40, maxLength: 40 }), async (ops) => {
       const events: ModelEvent[] = [];
-      const ldm = await Ldm.open(machine, new MemoryStore(join(tmpdir(), 'unused')), (e) => events.push(e), new Guests());
+      const ldm = await Ldm.open(machine, new MemoryStore(join(tmpdir(), 'unused')), (e) => events.push(e), noGuests);
       await ldm.addVcc('vcc0', 'primary', 5000, 5100);
       for (const o of ops) {
         try {
@@ -123,7 +124,7 @@ t.test('random changes never bind anything twice (500 sequences of 40 changes)',
 });
 
 t.test('growing a bound domain takes memory nobody holds', async (t) => {
-  const ldm = await Ldm.open(machine, new MemoryStore(join(mkdtempSync(join(tmpdir(), 'ldm-')), 'x')), () => {}, new Guests());
+  const ldm = await Ldm.open(machine, new MemoryStore(join(mkdtempSync(join(tmpdir(), 'ldm-')), 'x')), () => {}, noGuests);
   await ldm.addVcc('vcc0', 'primary', 5000, 5100);
   await ldm.addDomain('g');
   await ldm.setVcpus('g', 'set', 1, false);

@@ -117,7 +117,7 @@ export function objectHandlers(ldm: Ldm): Record<string, ObjectHandler> {
     const name = domainOf(data);
     const vars = items(data, 'var');
     if (vars.length === 0) throw new ObjectError(objectMessages.noItem('var'));
-    for (const v of vars) await ldm.setVariable(name, action, required(v, 'name'), action === 'remove' ? undefined : prop(v, 'value') ?? '');
+    await ldm.setVariables(name, action, vars.map((v) => [required(v, 'name'), action === 'remove' ? '' : (prop(v, 'value') ?? '')]));
   };
   const io = (action: 'add' | 'remove'): ObjectHandler => async (data) => {
     const r = await ldm.setIo(domainOf(data), action, required(theItem(data, 'physio_device'), 'name'));
@@ -127,11 +127,9 @@ export function objectHandlers(ldm: Ldm): Record<string, ObjectHandler> {
 
   return {
     'add-domain': async (data) => {
-      for (const c of contents(data)) {
-        const one: Data = { ...data, envelope: { contents: [c], sections: [] } };
-        await ldm.addDomain(c.id, props(one), constraints(one));
-      }
       if (contents(data).length === 0) throw new ObjectError(objectMessages.noDomain());
+      const one = (c: ReturnType<typeof contents>[number]): Data => ({ ...data, envelope: { contents: [c], sections: [] } });
+      await ldm.addDomains(contents(data).map((c) => ({ name: c.id, props: props(one(c)), constraints: constraints(one(c)) })));
     },
     'set-domain': async (data) => void (await ldm.setDomain(domainOf(data), props(data))),
     'remove-domain': async (data) => void (await ldm.removeDomain(contents(data).map((c) => c.id))),

@@ -69,6 +69,8 @@ export interface GuestHost {
   status?(name: string): string | undefined;
   /** A running domain's variables changed (`sim-state`, the workload knobs). */
   reconfigure?(domain: DomainConfig): void | Promise<void>;
+  /** Refuse (throw) variables the guest could not run with; called before such a change is saved. */
+  check?(domain: DomainConfig): void;
 }
 
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_.+-]{0,63}$/;
@@ -170,7 +172,12 @@ export class Ldm {
       const draft = structuredClone(this.state);
       const tx: Transaction = { events: [], after: [] };
       const result = change(draft, tx.events, tx);
-      await this.store.save(draft);
+      try {
+        await this.store.save(draft);
+      } catch (err) {
+        await this.rollBack();
+        throw err;
+      }
       this.state = draft;
       for (const fn of tx.after) await fn();
       for (const ev of tx.events) this.emit(ev);
@@ -178,6 +185,16 @@ export class Ldm {
     });
     this.queue = run.catch(() => {});
     return run;
+  }
+
+  /**
+   * A failed save may have replaced the file already (a failure after the
+   * rename): write the acknowledged state back, so that a refused change
+   * cannot come back at the next start. If that fails too, the next
+   * successful save (every save writes the whole state) sets it right.
+   */
+  private async rollBack(): Promise<void> {
+    await this.store.save(this.state).catch(() => {});
   }
 
   private static find(s: LdmState, name: string): DomainConfig {
@@ -207,6 +224,16 @@ export class Ldm {
     }
   }
 
+  /** The guest host's objections, as refusals (its typed errors name the variable). */
+  private checkGuest(d: DomainConfig): void {
+    try {
+      this.guests.check?.(d);
+    } catch (err) {
+      if (err instanceof LdmError) refuse(err.message);
+      throw err;
+    }
+  }
+
   private allocating<T>(domain: string, fn: () => T): T {
     try {
       return fn();
@@ -223,7 +250,18 @@ export class Ldm {
    * output fed back as input): all of it or nothing.
    */
   addDomain(name: string, props: DomainProps = {}, constraints: DomainConstraints = {}): Promise<void> {
+    return this.addDomains([{ name, props, constraints }]);
+  }
+
+  /** Several domains in one change (one object naming several): all of them or none. */
+  addDomains(list: { name: string; props?: DomainProps; constraints?: DomainConstraints }[]): Promise<void> {
     return this.change((s, events) => {
+      for (const { name, props = {}, constraints = {} } of list) this.addOne(s, events, name, props, constraints);
+    });
+  }
+
+  private addOne(s: LdmState, events: ModelEvent[], name: string, props: DomainProps, constraints: DomainConstraints): void {
+    {
       if (!NAME_RE.test(name)) refuse(m.invalidName(name));
       if (s.domains.some((d) => d.name === name)) refuse(m.domainExists(name));
       Ldm.checkReconf(s, name);
@@ -251,8 +289,9 @@ export class Ldm {
       applyProps(s, d, props);
       s.domains.push(d);
       applyConstraints(s, d, constraints, this.machine);
+      this.checkGuest(d);
       events.push({ class: 'domain', action: 'add-domain', domain: name });
-    });
+    }
   }
 
   setDomain(name: string, props: DomainProps): Promise<void> {
@@ -320,6 +359,7 @@ export class Ldm {
       const d = Ldm.find(s, name);
       if (d.state === 'active') refuse(m.alreadyActive(name));
       if (d.state === 'inactive') refuse(m.bindFirst(name));
+      this.checkGuest(d);
       d.state = 'active';
       tx.after.push(() => this.guests.start(d));
       events.push({ class: 'domain', action: 'start-domain', domain: name });
@@ -676,18 +716,22 @@ export class Ldm {
 
   // ── variables ───────────────────────────────────────────────────────────
 
-  setVariable(name: string, action: 'add' | 'set' | 'remove', variable: string, value?: string): Promise<void> {
+  /** add-/set-/remove-variable of one or more variables: all of them or none. */
+  setVariables(name: string, action: 'add' | 'set' | 'remove', pairs: [variable: string, value: string][]): Promise<void> {
     return this.change((s, events, tx) => {
       const d = Ldm.find(s, name);
-      const at = d.variables.findIndex(([k]) => k === variable);
-      if (action === 'add' && at >= 0) refuse(m.variableExists(variable, name));
-      if (action === 'remove') {
-        if (at < 0) refuse(m.noSuchVariable(variable, name));
-        d.variables.splice(at, 1);
-      } else if (at >= 0) d.variables[at] = [variable, value ?? ''];
-      else d.variables.push([variable, value ?? '']);
+      for (const [variable, value] of pairs) {
+        const at = d.variables.findIndex(([k]) => k === variable);
+        if (action === 'add' && at >= 0) refuse(m.variableExists(variable, name));
+        if (action === 'remove') {
+          if (at < 0) refuse(m.noSuchVariable(variable, name));
+          d.variables.splice(at, 1);
+        } else if (at >= 0) d.variables[at] = [variable, value];
+        else d.variables.push([variable, value]);
+        events.push({ class: 'resource', action: `${action}-variable`, domain: name, type: 'var', props: action === 'remove' ? { name: variable } : { name: variable, value } });
+      }
+      this.checkGuest(d);
       if (d.state === 'active') tx.after.push(() => this.guests.reconfigure?.(d));
-      events.push({ class: 'resource', action: `${action}-variable`, domain: name, type: 'var', props: action === 'remove' ? { name: variable } : { name: variable, value: value ?? '' } });
     });
   }
 

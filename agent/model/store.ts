@@ -5,8 +5,8 @@
  * the old or the new file, never a mix. A file that cannot be read as our
  * state stops the agent with a message naming it: it is never reset.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir, readFile, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../atomic-file.ts';
 import { ErrorCodes, LdmError } from '../errors.ts';
 import { modelMessages } from '../messages.ts';
@@ -23,6 +23,7 @@ export class StateStore {
 
   /** The saved state, or undefined on the very first start (no file yet). */
   async load(): Promise<LdmState | undefined> {
+    await this.removeStaleTemporaries();
     let text: string;
     try {
       text = await readFile(this.file, 'utf8');
@@ -41,25 +42,100 @@ export class StateStore {
     return json as LdmState;
   }
 
+  /**
+   * A write killed before its rename leaves its temporary file; it never became
+   * the state, so it is removed (only at start, when no write of ours is under way).
+   */
+  private async removeStaleTemporaries(): Promise<void> {
+    const dir = dirname(this.file);
+    const prefix = `.${basename(this.file)}.`;
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      if (name.startsWith(prefix) && name.endsWith('.tmp')) await unlink(join(dir, name)).catch(() => {});
+    }
+  }
+
   async save(state: LdmState): Promise<void> {
     await writeFileAtomic(this.file, JSON.stringify(state, null, 1) + '\n', { mode: 0o600 });
   }
 }
 
-/** A cheap structural check: enough to refuse a file that is not ours, not a full schema. */
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isInt = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+const isString = (v: unknown) => typeof v === 'string';
+const listOf = (v: unknown, ok: (x: unknown) => boolean) => Array.isArray(v) && v.every(ok);
+
+/** What is wrong with one domain entry, if anything. */
+function domainProblem(d: unknown): string | undefined {
+  if (!isObject(d) || !isString(d['name'])) return 'has no name';
+  const name = d['name'] as string;
+  const fields: [string, boolean][] = [
+    ['state', ['inactive', 'bound', 'active'].includes(d['state'] as string)],
+    ['uuid', isString(d['uuid'])],
+    ['hostid', isString(d['hostid'])],
+    ['mac', isString(d['mac'])],
+    ['failurePolicy', isString(d['failurePolicy'])],
+    ['cpuArch', isString(d['cpuArch'])],
+    ['perfCounters', isString(d['perfCounters'])],
+    ['master', listOf(d['master'], isString)],
+    ['vcpus', isInt(d['vcpus'])],
+    ['wholeCores', isInt(d['wholeCores'])],
+    ['memory', isInt(d['memory'])],
+    ['mau', isInt(d['mau'])],
+    ['nextDeviceId', isInt(d['nextDeviceId'])],
+    ['io', listOf(d['io'], isString)],
+    ['vdisks', listOf(d['vdisks'], (v) => isObject(v) && isString(v['name']) && isString(v['volume']) && isString(v['service']))],
+    ['vnets', listOf(d['vnets'], (v) => isObject(v) && isString(v['name']) && isString(v['service']) && isString(v['mac']))],
+    ['console', isObject(d['console'])],
+    ['variables', listOf(d['variables'], (v) => Array.isArray(v) && v.length === 2 && isString(v[0]) && isString(v[1]))],
+  ];
+  const bad = fields.find(([, ok]) => !ok);
+  if (bad) return `domain ${name}: field ${bad[0]} is missing or malformed`;
+  const b = d['bindings'];
+  if ((d['state'] === 'inactive') !== (b === undefined)) return `domain ${name}: bindings do not match its state ${d['state'] as string}`;
+  if (b !== undefined) {
+    const okBindings =
+      isObject(b) &&
+      listOf(b['strands'], isInt) &&
+      listOf(b['mau'], isInt) &&
+      listOf(b['memory'], (m) => isObject(m) && isInt(m['ra']) && isInt(m['pa']) && isInt(m['size']));
+    if (!okBindings) return `domain ${name}: its bindings are malformed`;
+  }
+  return undefined;
+}
+
+/** A structural check of the whole file: enough that a loaded state cannot crash the agent later. */
 function shapeProblem(json: unknown): string | undefined {
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) return 'not a JSON object';
-  const s = json as Record<string, unknown>;
+  if (!isObject(json)) return 'not a JSON object';
+  const s = json;
   if (s['version'] !== 1) return `unknown format version ${JSON.stringify(s['version'])}`;
   for (const key of ['domains', 'vds', 'vsw', 'vcc', 'spconfigs']) {
     if (!Array.isArray(s[key])) return `"${key}" is not a list`;
   }
+  for (const key of ['nextMac', 'nextHostid']) if (!isInt(s[key])) return `"${key}" is not a number`;
+  if (!isString(s['nextSpconfig'])) return '"nextSpconfig" is not a string';
   for (const d of s['domains'] as unknown[]) {
-    const dom = d as Record<string, unknown>;
-    if (typeof dom?.['name'] !== 'string' || !['inactive', 'bound', 'active'].includes(dom['state'] as string)) {
-      return `a domain entry is malformed: ${JSON.stringify(d).slice(0, 80)}`;
+    const problem = domainProblem(d);
+    if (problem) return problem;
+  }
+  const names = (s['domains'] as { name: string }[]).map((d) => d.name);
+  if (new Set(names).size !== names.length) return 'a domain name appears twice';
+  if (!names.includes('primary')) return 'the primary domain is missing';
+  const services: [string, (x: Record<string, unknown>) => boolean][] = [
+    ['vds', (x) => listOf(x['volumes'], (v) => isObject(v) && isString(v['name']) && isString(v['blockDev']) && listOf(v['options'], isString))],
+    ['vsw', (x) => isString(x['mac'])],
+    ['vcc', (x) => isInt(x['minPort']) && isInt(x['maxPort'])],
+  ];
+  for (const [key, ok] of services) {
+    for (const x of s[key] as unknown[]) {
+      if (!isObject(x) || !isString(x['name']) || !isString(x['domain']) || !ok(x)) return `a ${key} entry is malformed: ${JSON.stringify(x).slice(0, 80)}`;
     }
   }
-  if (!(s['domains'] as { name: string }[]).some((d) => d.name === 'primary')) return 'the primary domain is missing';
+  if (!listOf(s['spconfigs'], (c) => isObject(c) && isString(c['name']) && isString(c['saved']))) return 'an spconfig entry is malformed';
   return undefined;
 }

@@ -17,10 +17,34 @@ export interface Daemon {
   stderr(): string;
   /** SIGTERM, then the exit code. */
   stop(): Promise<number | null>;
+  /** Resolves when the process has exited: its exit code, or the signal that ended it. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILL (no chance to clean up), then the exit. */
+  kill(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 export async function startDaemon(t: { teardown(fn: () => unknown): void }, extraArgs: string[] = []): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'ldm-daemon-'));
+  const daemon = await spawnDaemon(dir, extraArgs);
+  t.teardown(async () => {
+    await daemon.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return daemon;
+}
+
+/**
+ * The daemon on the state (`DIR/var`) and certificates (`DIR/certs`) of an
+ * existing directory: for restarts on the same state. The directory is the
+ * caller's (it is not removed); the daemon is stopped at teardown if it still runs.
+ */
+export async function startDaemonIn(t: { teardown(fn: () => unknown): void }, dir: string, extraArgs: string[] = []): Promise<Daemon> {
+  const daemon = await spawnDaemon(dir, extraArgs);
+  t.teardown(() => daemon.stop());
+  return daemon;
+}
+
+async function spawnDaemon(dir: string, extraArgs: string[]): Promise<Daemon> {
   const proc = spawn(
     process.execPath,
     [AGENT_BIN, '--listen', '127.0.0.1:0', '--http', 'off', '--state', join(dir, 'var'), '--certs', join(dir, 'certs'), '--hostname', 'test-host', ...extraArgs],
@@ -30,7 +54,10 @@ export async function startDaemon(t: { teardown(fn: () => unknown): void }, extr
   let err = '';
   proc.stdout.on('data', (d: Buffer) => (out += d));
   proc.stderr.on('data', (d: Buffer) => (err += d));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const exitInfo = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const exited = exitInfo.then((e) => e.code);
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`daemon did not start: ${out}${err}`)), 20_000);
     const check = () => {
@@ -45,12 +72,12 @@ export async function startDaemon(t: { teardown(fn: () => unknown): void }, extr
     proc.once('exit', () => reject(new Error(`daemon exited: ${out}${err}`)));
   });
   const stop = async () => {
-    if (proc.exitCode === null) proc.kill('SIGTERM');
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
     return exited;
   };
-  t.teardown(async () => {
-    await stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { proc, dir, port, stdout: () => out, stderr: () => err, stop };
+  const kill = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    return exitInfo;
+  };
+  return { proc, dir, port, stdout: () => out, stderr: () => err, stop, exited: exitInfo, kill };
 }

@@ -1,0 +1,331 @@
+/**
+ * Guest memory: a nominal size in 8 KiB pages, stored sparsely, with a dirty page log.
+ *
+ * Storage. Pages live in chunks of 64 pages (512 KiB), each one zero-filled Buffer
+ * allocated the first time one of its pages is written with something other than
+ * zeros. A page whose chunk does not exist reads as zero, so a 16G guest that touches
+ * 64M holds about 64M of chunks (plus two bitmaps of one bit per page, which the
+ * kernel only backs where they are written). Chunks are kept in a Map keyed by chunk
+ * number: nothing is allocated per page or per chunk up front, whatever the nominal
+ * size (up to MAX_GUEST_PAGES).
+ *
+ * Zero pages. A page is "zero" when all its bytes are 0, whether it was never written
+ * or written with zeros. Readers get a zero marker (null) instead of bytes for it; the
+ * digest leaves it out; writing zeros into a page whose chunk does not exist allocates
+ * nothing (the page already reads as zero) but still counts as a write (dirty log,
+ * touched pages).
+ *
+ * Dirty log. One bit per page in a Uint32Array (2M pages: 64K words), plus a summary
+ * of one bit per dirty-log word (2M pages: 2K words), set together on every write
+ * while the log is enabled. Read-and-clear walks the summary, visits only the words
+ * that have a bit set, and returns the page indexes in ascending order; a clean 2M-page
+ * guest costs a walk of 2K words. A running count of set bits sizes the answer exactly.
+ */
+import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+
+/** Bytes per page (the sun4v base page size). */
+export const PAGE_SIZE = 8192;
+/** log2(PAGE_SIZE). */
+export const PAGE_SHIFT = 13;
+/** Pages per storage chunk: a chunk is one Buffer of CHUNK_PAGES * PAGE_SIZE = 512 KiB. */
+export const CHUNK_PAGES = 64;
+export const CHUNK_BYTES = CHUNK_PAGES * PAGE_SIZE;
+/** Largest guest: 2^31 pages (16 TiB), so page indexes fit an int32 and a Uint32Array. */
+export const MAX_GUEST_PAGES = 2 ** 31;
+
+/** One page of zeros, to compare against (never written). */
+export const ZERO_PAGE: Buffer = Buffer.alloc(PAGE_SIZE);
+
+/**
+ * True when the page at `off` in `chunk` is all zeros. Pages with data usually show it in
+ * their first bytes, so those are looked at before comparing the whole page (memcmp).
+ */
+function zeroAt(chunk: Buffer, off: number): boolean {
+  for (let i = off; i < off + 16; i++) if (chunk[i] !== 0) return false;
+  return ZERO_PAGE.compare(chunk, off, off + PAGE_SIZE) === 0;
+}
+
+/** How long one synchronous slice of a long job (digest, scrub) may run before yielding. */
+const SLICE_MS = 4;
+
+/** What scrubbing guest memory did. */
+export interface ScrubReport {
+  /** Wall time from the start of the scrub to the last chunk freed (slices and yields included). */
+  scrubMs: number;
+  /** Pages of real storage zeroed then freed (resident pages: chunks * 64, the last chunk maybe less). */
+  pages: number;
+  /** The same in bytes. */
+  bytes: number;
+}
+
+export class GuestMemory {
+  /** Nominal size in pages. */
+  readonly pages: number;
+  private readonly chunks = new Map<number, Buffer>();
+  private resident = 0;
+  /** One bit per page ever written since creation (or the last scrub). */
+  private touched: Uint32Array;
+  private touchedCount = 0;
+  /** Dirty log: one bit per page written since the last read; null while disabled. */
+  private dirty: Uint32Array | null = null;
+  /** One bit per word of `dirty` that may be non-zero. */
+  private summary: Uint32Array | null = null;
+  private dirtyCount = 0;
+
+  constructor(pages: number) {
+    if (!Number.isSafeInteger(pages) || pages <= 0 || pages > MAX_GUEST_PAGES) {
+      throw new RangeError(`guest memory of ${pages} pages: expected 1 to ${MAX_GUEST_PAGES}`);
+    }
+    this.pages = pages;
+    this.touched = new Uint32Array(Math.ceil(pages / 32));
+  }
+
+  /** Bytes of page storage allocated (chunks), not the nominal size. */
+  get residentBytes(): number {
+    return this.resident;
+  }
+
+  /** Number of allocated chunks. */
+  get chunkCount(): number {
+    return this.chunks.size;
+  }
+
+  /** Distinct pages written at least once (with any content, zeros included). */
+  get touchedPages(): number {
+    return this.touchedCount;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Pages. Callers check ranges (the guest does, with typed errors); these assume 0 <= index < pages.
+
+  /** True when the page holds only zeros (never written, or written with zeros). */
+  isZero(index: number): boolean {
+    return this.nonZero(index) === null;
+  }
+
+  /**
+   * A live view of the page when it holds something other than zeros, else null. Pages
+   * never written are answered from the touched bitmap without reading their storage (so
+   * the kernel does not have to map the untouched parts of a chunk).
+   */
+  nonZero(index: number): Buffer | null {
+    if ((this.touched[index >>> 5]! & (1 << (index & 31))) === 0) return null;
+    const chunk = this.chunks.get(Math.floor(index / CHUNK_PAGES));
+    if (chunk === undefined) return null;
+    const off = (index % CHUNK_PAGES) * PAGE_SIZE;
+    return zeroAt(chunk, off) ? null : chunk.subarray(off, off + PAGE_SIZE);
+  }
+
+  /**
+   * A live view of the page's storage, or null when its chunk does not exist (the page is
+   * zero). The view changes as the page is written and is zeroed by scrub(): copy it to keep it.
+   */
+  view(index: number): Buffer | null {
+    const chunk = this.chunks.get(Math.floor(index / CHUNK_PAGES));
+    if (chunk === undefined) return null;
+    const off = (index % CHUNK_PAGES) * PAGE_SIZE;
+    return chunk.subarray(off, off + PAGE_SIZE);
+  }
+
+  /**
+   * The page's storage for writing in place (allocating its chunk), already counted as
+   * written: the caller must fill it before yielding to the event loop.
+   */
+  writable(index: number): Buffer {
+    this.noteWrite(index);
+    const c = Math.floor(index / CHUNK_PAGES);
+    let chunk = this.chunks.get(c);
+    if (chunk === undefined) {
+      const bytes = Math.min(CHUNK_PAGES, this.pages - c * CHUNK_PAGES) * PAGE_SIZE;
+      chunk = Buffer.alloc(bytes); // zero-filled (calloc): the kernel backs only what gets written
+      this.chunks.set(c, chunk);
+      this.resident += bytes;
+    }
+    const off = (index % CHUNK_PAGES) * PAGE_SIZE;
+    return chunk.subarray(off, off + PAGE_SIZE);
+  }
+
+  /** Write a page: `bytes` (PAGE_SIZE of them) or, for null, zeros. */
+  write(index: number, bytes: Uint8Array | null): void {
+    if (bytes === null) this.zero(index);
+    else this.writable(index).set(bytes);
+  }
+
+  /** Write zeros into a page; allocates nothing when its chunk does not exist. */
+  zero(index: number): void {
+    const view = this.view(index);
+    if (view === null) this.noteWrite(index);
+    else {
+      this.noteWrite(index);
+      view.fill(0);
+    }
+  }
+
+  /**
+   * Copy a page into `target` at `offset` and return true, or return false without
+   * touching `target` when the page is zero.
+   */
+  readInto(index: number, target: Uint8Array, offset = 0): boolean {
+    if ((this.touched[index >>> 5]! & (1 << (index & 31))) === 0) return false;
+    const chunk = this.chunks.get(Math.floor(index / CHUNK_PAGES));
+    if (chunk === undefined) return false;
+    const off = (index % CHUNK_PAGES) * PAGE_SIZE;
+    if (zeroAt(chunk, off)) return false;
+    chunk.copy(target, offset, off, off + PAGE_SIZE);
+    return true;
+  }
+
+  /** Record a write of page `index`: touched bit, and dirty bit when the log is on. */
+  private noteWrite(index: number): void {
+    const w = index >>> 5;
+    const bit = 1 << (index & 31);
+    const touched = this.touched;
+    if ((touched[w]! & bit) === 0) {
+      touched[w]! |= bit;
+      this.touchedCount++;
+    }
+    const dirty = this.dirty;
+    if (dirty !== null && (dirty[w]! & bit) === 0) {
+      dirty[w]! |= bit;
+      this.dirtyCount++;
+      this.summary![w >>> 5]! |= 1 << (w & 31);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Dirty log
+
+  get dirtyLogEnabled(): boolean {
+    return this.dirty !== null;
+  }
+
+  /** Pages written since the log was enabled or last read (0 while disabled). */
+  get dirtyPageCount(): number {
+    return this.dirtyCount;
+  }
+
+  /** Start logging writes, with an empty log. Already enabled: nothing changes (the log is kept). */
+  enableDirtyLog(): void {
+    if (this.dirty !== null) return;
+    const words = Math.ceil(this.pages / 32);
+    this.dirty = new Uint32Array(words);
+    this.summary = new Uint32Array(Math.ceil(words / 32));
+    this.dirtyCount = 0;
+  }
+
+  /** Stop logging and drop the log. Already disabled: nothing happens. */
+  disableDirtyLog(): void {
+    this.dirty = null;
+    this.summary = null;
+    this.dirtyCount = 0;
+  }
+
+  /**
+   * The pages written since the log was enabled or last read, ascending, and an empty
+   * log. The caller must check that the log is enabled (it returns nothing otherwise).
+   * With `into` (at least dirtyPageCount long) the indexes are written there and a view
+   * of it returned: no allocation, and no page faults on fresh memory, which is most of
+   * the cost when millions of pages are dirty.
+   */
+  readAndClearDirty(into?: Uint32Array): Uint32Array {
+    const dirty = this.dirty;
+    const summary = this.summary;
+    if (dirty === null || summary === null) return new Uint32Array(0);
+    const out = into !== undefined && into.length >= this.dirtyCount ? into : new Uint32Array(this.dirtyCount);
+    let n = 0;
+    for (let s = 0; s < summary.length; s++) {
+      let sw = summary[s]!;
+      if (sw === 0) continue;
+      summary[s] = 0;
+      while (sw !== 0) {
+        const sLow = sw & -sw;
+        sw ^= sLow;
+        const wi = s * 32 + 31 - Math.clz32(sLow);
+        let w = dirty[wi]!;
+        if (w === 0) continue;
+        dirty[wi] = 0;
+        const base = wi * 32;
+        while (w !== 0) {
+          const low = w & -w;
+          w ^= low;
+          out[n++] = base + 31 - Math.clz32(low);
+        }
+      }
+    }
+    this.dirtyCount = 0;
+    return n === out.length ? out : out.subarray(0, n);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Digest and scrub
+
+  /**
+   * Hex SHA-256 over the non-zero pages in ascending index order, each fed to the hash as
+   * its index (8 bytes, unsigned big-endian) followed by its PAGE_SIZE bytes of content:
+   *
+   *   digest = SHA-256( for each page p with content(p) != zeros, ascending p:
+   *                       uint64be(p) || content(p) )
+   *
+   * Two memories with the same content give the same digest whatever their history:
+   * zero pages (never written, written with zeros, or zeroed again) are absent from it,
+   * and the nominal size is not part of it. Runs in slices of a few milliseconds with
+   * yields to the event loop between them; pages written meanwhile may or may not be
+   * seen, so the digest of a running guest is not a snapshot: take it while the guest is
+   * suspended (or not yet started) to compare.
+   */
+  async digest(): Promise<string> {
+    const hash = createHash('sha256');
+    const header = Buffer.alloc(8);
+    const keys = [...this.chunks.keys()].sort((a, b) => a - b);
+    let sliceStart = performance.now();
+    for (const c of keys) {
+      const chunk = this.chunks.get(c);
+      if (chunk === undefined) continue; // scrubbed meanwhile
+      const touched = this.touched;
+      for (let off = 0, index = c * CHUNK_PAGES; off < chunk.length; off += PAGE_SIZE, index++) {
+        if ((touched[index >>> 5]! & (1 << (index & 31))) === 0) continue; // never written: zero
+        if (zeroAt(chunk, off)) continue;
+        const page = chunk.subarray(off, off + PAGE_SIZE);
+        header.writeUInt32BE(Math.floor(index / 2 ** 32), 0);
+        header.writeUInt32BE(index >>> 0, 4);
+        hash.update(header);
+        hash.update(page);
+      }
+      if (performance.now() - sliceStart >= SLICE_MS) {
+        await yieldToLoop();
+        sliceStart = performance.now();
+      }
+    }
+    return hash.digest('hex');
+  }
+
+  /**
+   * Zero every allocated page, then free it (drop the chunk, which the collector returns
+   * to the system), in slices of a few milliseconds; the memory is empty afterwards (all
+   * pages read as zero, no touched pages, dirty log disabled).
+   */
+  async scrub(): Promise<ScrubReport> {
+    const start = performance.now();
+    let bytes = 0;
+    const keys = [...this.chunks.keys()].sort((a, b) => a - b);
+    let sliceStart = start;
+    for (const c of keys) {
+      const chunk = this.chunks.get(c);
+      if (chunk === undefined) continue;
+      chunk.fill(0);
+      this.chunks.delete(c);
+      this.resident -= chunk.length;
+      bytes += chunk.length;
+      if (performance.now() - sliceStart >= SLICE_MS) {
+        await yieldToLoop();
+        sliceStart = performance.now();
+      }
+    }
+    this.touched = new Uint32Array(this.touched.length);
+    this.touchedCount = 0;
+    this.disableDirtyLog();
+    return { scrubMs: performance.now() - start, pages: bytes / PAGE_SIZE, bytes };
+  }
+}
