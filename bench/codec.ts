@@ -21,6 +21,7 @@ import { SaxesParser } from 'saxes';
 import { decodeResponse } from '../agent/xml/decode.ts';
 import { item, success, type Content, type Item, type LdmDocument } from '../agent/xml/document.ts';
 import { encodeDocument } from '../agent/xml/encode.ts';
+import { opsPerSecond, sunk } from './measure.ts';
 
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 400);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -95,46 +96,8 @@ function withoutLines(doc: LdmDocument): unknown {
 // ---------------------------------------------------------------------------------------------
 // Measurement
 
-let sink = 0;
-
-/** Iterations per batch so that one batch takes about 5 ms (keeps clock reads out of the figure). */
-function calibrate(fn: () => number): number {
-  let n = 1;
-  for (;;) {
-    const start = performance.now();
-    for (let i = 0; i < n; i++) sink += fn();
-    if (performance.now() - start >= 5 || n >= 1 << 20) return n;
-    n *= 2;
-  }
-}
-
-/** Operations per second over one round of about `ms`. */
-function round(fn: () => number, batch: number, ms: number): number {
-  let ops = 0;
-  const start = performance.now();
-  let now = start;
-  while (now - start < ms) {
-    for (let i = 0; i < batch; i++) sink += fn();
-    ops += batch;
-    now = performance.now();
-  }
-  return (ops * 1000) / (now - start);
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
-
 /** Each function warmed up, then their rounds interleaved so all see the same machine; medians. */
-function measure(fns: (() => number)[]): number[] {
-  const batches = fns.map(calibrate);
-  fns.forEach((fn, i) => round(fn, batches[i]!, WARMUP_MS));
-  const rates: number[][] = fns.map(() => []);
-  for (let r = 0; r < ROUNDS; r++) fns.forEach((fn, i) => rates[i]!.push(round(fn, batches[i]!, ROUND_MS)));
-  return rates.map(median);
-}
+const measure = (fns: (() => number)[]): number[] => opsPerSecond(fns, { warmupMs: WARMUP_MS, roundMs: ROUND_MS, rounds: ROUNDS });
 
 /** saxes with the codec's options and handlers that only count: the floor under decodeResponse. */
 function saxesOnly(text: string): number {
@@ -228,5 +191,5 @@ export async function run(): Promise<void> {
   console.log('');
   printMarkdown(rows);
   console.log('');
-  console.log(`codec: done in ${((performance.now() - started) / 1000).toFixed(1)} s${sink === 0 ? ' (sink 0?)' : ''}`);
+  console.log(`codec: done in ${((performance.now() - started) / 1000).toFixed(1)} s${sunk() ? '' : ' (sink 0?)'}`);
 }

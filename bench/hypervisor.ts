@@ -21,6 +21,7 @@ import { performance } from 'node:perf_hooks';
 import type { PageData } from '../agent/hypervisor/hypervisor.ts';
 import { GuestMemory, PAGE_SIZE } from '../agent/hypervisor/memory.ts';
 import { SimHypervisor } from '../agent/hypervisor/simulator.ts';
+import { consume, median, opsPerSecond, sunk } from './measure.ts';
 
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 400);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -31,47 +32,14 @@ const WS_BYTES = 64 * 2 ** 20;
 const WS_PAGES = WS_BYTES / PAGE_SIZE;
 const BATCH = 64;
 
-let sink = 0;
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-};
 
 // ---------------------------------------------------------------------------------------------
-// Timing: plain operations in self-calibrated batches, rounds interleaved, medians (codec.ts's method).
-
-function calibrate(fn: () => number): number {
-  let n = 1;
-  for (;;) {
-    const start = performance.now();
-    for (let i = 0; i < n; i++) sink += fn();
-    if (performance.now() - start >= 5 || n >= 1 << 20) return n;
-    n *= 2;
-  }
-}
-
-function round(fn: () => number, batch: number, ms: number): number {
-  let ops = 0;
-  const start = performance.now();
-  let now = start;
-  while (now - start < ms) {
-    for (let i = 0; i < batch; i++) sink += fn();
-    ops += batch;
-    now = performance.now();
-  }
-  return (now - start) / ops; // ms per operation
-}
+// Timing: bench/measure.ts's method (self-calibrated batches, interleaved rounds, medians).
 
 /** Milliseconds per operation for each function, medians of interleaved rounds. */
-function measure(fns: (() => number)[]): number[] {
-  const batches = fns.map(calibrate);
-  fns.forEach((fn, i) => round(fn, batches[i]!, WARMUP_MS));
-  const times: number[][] = fns.map(() => []);
-  for (let r = 0; r < ROUNDS; r++) fns.forEach((fn, i) => times[i]!.push(round(fn, batches[i]!, ROUND_MS)));
-  return times.map(median);
-}
+const measure = (fns: (() => number)[]): number[] =>
+  opsPerSecond(fns, { warmupMs: WARMUP_MS, roundMs: ROUND_MS, rounds: ROUNDS }).map((perSecond) => 1000 / perSecond);
 
 /**
  * Operations that need an untimed setup before each run (re-dirtying pages): each pair is
@@ -81,7 +49,7 @@ function measureWithSetup(pairs: { setup: () => void; op: () => number }[]): num
   const runOnce = (p: { setup: () => void; op: () => number }) => {
     p.setup();
     const start = performance.now();
-    sink += p.op();
+    consume(p.op());
     return performance.now() - start;
   };
   for (const p of pairs) {
@@ -299,10 +267,10 @@ async function pageRows(): Promise<Row[]> {
     const hashTimes: number[] = [];
     for (let r = 0; r < Math.max(3, ROUNDS); r++) {
       let start = performance.now();
-      sink += (await source.digest()).length;
+      consume((await source.digest()).length);
       digestTimes.push(performance.now() - start);
       start = performance.now();
-      sink += createHash('sha256').update(flat).digest('hex').length;
+      consume(createHash('sha256').update(flat).digest('hex').length);
       hashTimes.push(performance.now() - start);
     }
     const [digest, hash] = [median(digestTimes), median(hashTimes)];
@@ -344,5 +312,5 @@ export async function run(): Promise<void> {
   const rows = [...dirtyLogRows(), ...(await pageRows())];
   printRows(rows);
   console.log('');
-  console.log(`hypervisor: done in ${((performance.now() - started) / 1000).toFixed(1)} s${sink === 0 ? ' (sink 0?)' : ''}`);
+  console.log(`hypervisor: done in ${((performance.now() - started) / 1000).toFixed(1)} s${sunk() ? '' : ' (sink 0?)'}`);
 }

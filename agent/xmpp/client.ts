@@ -221,14 +221,7 @@ export class LdmClient {
       secure.once('secureConnect', () => {
         this.socket = secure;
         this.restart();
-        secure.on('data', (chunk: Buffer) => {
-          try {
-            this.reader.write(chunk);
-          } catch (err) {
-            this.abort(new ClientError(clientMessages.badServerXml((err as XmlError).message)));
-          }
-        });
-        secure.on('error', (err) => this.abort(new ClientError(clientMessages.connectionError(err.message))));
+        this.attach(secure);
         resolve();
       });
       secure.once('error', (err) => reject(new ClientError(clientMessages.tlsFailed(err.message))));
