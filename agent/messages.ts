@@ -54,7 +54,6 @@ export const modelMessages = {
 /** Texts of the manager: what a client reads in resp_msg. Oracle's `ldm` wording where documented. */
 export const managerMessages = {
   notImplemented: (action: string) => `${action} is not implemented by this version of ldm-agent`,
-  invalidDomain: (name: string) => `Invalid domain name: ${name}`,
 } as const;
 
 export const authMessages = {
