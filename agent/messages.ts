@@ -232,8 +232,8 @@ export const refusalMessages = {
   notEnoughCpus: (wanted: number, free: number) => `Not enough free CPUs to meet this request: ${wanted} requested, ${free} free`,
   notEnoughCores: (wanted: number, free: number) => `Not enough free whole cores to meet this request: ${wanted} requested, ${free} free`,
   notEnoughMemory: (wanted: string, free: string) => `Not enough free memory present to meet this request: ${wanted} requested, ${free} free`,
-  fragmented: (wanted: string, largest: string) =>
-    `Free memory is too fragmented to bind ${wanted}: it would take more than 8 memory blocks (largest free block ${largest})`,
+  fragmented: (wanted: string, maxBlocks: number, largest: string) =>
+    `Free memory is too fragmented to bind ${wanted}: it would take more than ${maxBlocks} memory blocks (largest free block ${largest})`,
   notEnoughMau: (wanted: number, free: number, domain: string) =>
     `Not enough free crypto units on the cores of LDom ${domain}: it would have ${wanted}, and ${free} are available there`,
   noConsolePort: () => 'No free console port: add a virtual console concentrator (add-vconscon) or widen its port range',

@@ -21,6 +21,7 @@ import {
   coreOf,
   freeMemory,
   freeStrands,
+  MAX_MEMORY_BLOCKS,
   RA_BASE,
   roundMemory,
   type AllocationFailure,
@@ -148,7 +149,11 @@ export class Ldm {
     return this.guests.status?.(name);
   }
 
-  /** Oracle's six flag columns (see types.ts DomainState and the migration columns). */
+  /**
+   * Oracle's six flag columns: starting/stopping, normal (`n`), delayed
+   * reconfiguration (`d`), control domain (`c`), virtual I/O service (`v`),
+   * migration (`s` source, `t` target, `e` error; none yet).
+   */
   flags(d: DomainConfig): string {
     const provides = [...this.state.vds, ...this.state.vsw, ...this.state.vcc].some((s) => s.domain === d.name);
     return [
@@ -216,7 +221,7 @@ export class Ldm {
       case 'memory':
         return m.notEnoughMemory(formatSize(f.wanted), formatSize(f.free));
       case 'fragmented':
-        return m.fragmented(formatSize(f.wanted), formatSize(f.largest));
+        return m.fragmented(formatSize(f.wanted), MAX_MEMORY_BLOCKS, formatSize(f.largest));
       case 'mau':
         return m.notEnoughMau(f.wanted, f.free, domain);
       case 'console':
