@@ -63,7 +63,7 @@ export async function startAgent(
     },
     guests,
   );
-  const manager = new Manager({ ldm, bus, log });
+  const manager = new Manager({ ldm, log });
   const unixPath = join(stateDir, 'ldmd.sock');
   const xmpp = new XmppServer({
     listen: config.listen,

@@ -5,7 +5,7 @@
  * the command and overall levels.
  */
 import { roleAllows, type Role } from '../auth/users.ts';
-import type { EventBus, EventClass } from '../events/bus.ts';
+import type { EventClass } from '../events/bus.ts';
 import type { Logger } from '../log.ts';
 import { authMessages, managerMessages, objectMessages } from '../messages.ts';
 import { ModelError, type Ldm } from '../model/ldm.ts';
@@ -32,7 +32,6 @@ export interface Session {
 
 export interface ManagerDeps {
   ldm: Ldm;
-  bus: EventBus;
   log: Logger;
 }
 
@@ -45,12 +44,12 @@ export class Manager {
   private readonly handlers = new Map<string, Handler>();
   private readonly log: Logger;
 
-  constructor(private readonly deps: ManagerDeps) {
+  constructor(deps: ManagerDeps) {
     this.log = deps.log.child('manager');
     for (const [action, reg] of Object.entries(REGISTRATIONS)) {
-      this.handlers.set(action, (cmd, session) => {
+      // The objects need no answer of their own: completeResponse answers them with success.
+      this.handlers.set(action, (_cmd, session) => {
         for (const c of reg!.classes) reg!.register ? session.events.add(c) : session.events.delete(c);
-        for (const d of cmd.data) d.response ??= success();
       });
     }
     for (const action of LISTING_ACTIONS) this.handlers.set(action, (cmd) => runListing(deps.ldm, cmd));
