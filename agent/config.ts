@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ErrorCodes, LdmError } from './errors.ts';
 import { configMessages } from './messages.ts';
+import { parseSize } from './model/sizes.ts';
 
 export interface HostPort {
   host: string;
@@ -20,6 +21,20 @@ export interface MigrationTuning {
   channels: number;
 }
 
+/**
+ * Connection and login bounds of the XML interface (config key `connections`);
+ * each one left out keeps the service's default (README, "Limits").
+ */
+export interface ConnectionBounds {
+  maxConnections: number;
+  maxLocalConnections: number;
+  maxConnectionsPerAddress: number;
+  firstByteMs: number;
+  tlsMs: number;
+  handshakeMs: number;
+  maxConcurrentLoginChecks: number;
+}
+
 export interface AgentConfig {
   listen: HostPort;
   http: HostPort | null;
@@ -29,6 +44,13 @@ export interface AgentConfig {
   hostname: string | undefined;
   localTcp: boolean;
   migration: MigrationTuning;
+  connections: Partial<ConnectionBounds>;
+  /**
+   * Bytes of resident memory the simulated guests may hold together (`--guest-memory
+   * SIZE`, config key `guestMemory`: a size such as "4G", or bytes); undefined: the
+   * simulator's default from the host's memory (hypervisor/budget.ts).
+   */
+  guestMemory: number | undefined;
 }
 
 export const DEFAULT_CONFIG: AgentConfig = {
@@ -40,6 +62,8 @@ export const DEFAULT_CONFIG: AgentConfig = {
   hostname: undefined,
   localTcp: false,
   migration: { downtimeLimitMs: 300, maxBandwidth: null, autoConverge: true, maxIterations: 30, channels: 1 },
+  connections: {},
+  guestMemory: undefined,
 };
 
 const bad = (text: string) => new LdmError(ErrorCodes.USAGE, text);
@@ -68,7 +92,68 @@ function fromFile(file: string): Record<string, unknown> {
   }
 }
 
-const KNOWN_KEYS = new Set(['listen', 'http', 'state', 'certs', 'machine', 'hostname', 'localTcp', 'local-tcp', 'migration']);
+const KNOWN_KEYS = new Set(['listen', 'http', 'state', 'certs', 'machine', 'hostname', 'localTcp', 'local-tcp', 'migration', 'connections', 'guestMemory', 'guest-memory']);
+
+/** `--guest-memory` or the `guestMemory` key: a positive size ("512M", "4G") or a positive whole number of bytes. */
+function guestMemory(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const bytes = typeof value === 'string' ? parseSize(value) : typeof value === 'number' ? value : null;
+  if (bytes === null || !Number.isSafeInteger(bytes) || bytes <= 0) throw bad(configMessages.badGuestMemory(String(value)));
+  return bytes;
+}
+
+/** What each key of the `migration` object must hold: a check, and the words for its refusal. */
+const MIGRATION_KEYS: Record<keyof MigrationTuning, { ok: (v: unknown) => boolean; expected: string }> = {
+  downtimeLimitMs: { ok: (v) => Number.isInteger(v) && (v as number) > 0, expected: 'a positive whole number of milliseconds' },
+  maxBandwidth: { ok: (v) => v === null || (Number.isSafeInteger(v) && (v as number) > 0), expected: 'a positive whole number of bytes per second, or null' },
+  autoConverge: { ok: (v) => typeof v === 'boolean', expected: 'true or false' },
+  maxIterations: { ok: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 1000, expected: 'a whole number from 1 to 1000' },
+  channels: { ok: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 16, expected: 'a whole number from 1 to 16' },
+};
+
+/** The `migration` object of a configuration file, checked key by key over the defaults. */
+function migrationTuning(value: unknown, file: string | undefined): MigrationTuning {
+  if (value === undefined) return { ...DEFAULT_CONFIG.migration };
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad(configMessages.notAnObject('migration'));
+  const tuning: Record<string, unknown> = { ...DEFAULT_CONFIG.migration };
+  for (const [key, v] of Object.entries(value)) {
+    const rule = MIGRATION_KEYS[key as keyof MigrationTuning];
+    if (!Object.hasOwn(MIGRATION_KEYS, key)) throw bad(configMessages.unknownKey(file ?? '--config', `migration.${key}`));
+    if (!rule.ok(v)) throw bad(configMessages.badValue(`migration.${key}`, JSON.stringify(v), rule.expected));
+    tuning[key] = v;
+  }
+  return tuning as unknown as MigrationTuning;
+}
+
+const wholeIn = (lo: number, hi: number) => ({
+  ok: (v: unknown) => Number.isInteger(v) && (v as number) >= lo && (v as number) <= hi,
+  expected: `a whole number from ${lo} to ${hi}`,
+});
+
+/** What each key of the `connections` object must hold. */
+const CONNECTION_KEYS: Record<keyof ConnectionBounds, { ok: (v: unknown) => boolean; expected: string }> = {
+  maxConnections: wholeIn(1, 65536),
+  maxLocalConnections: wholeIn(1, 65536),
+  maxConnectionsPerAddress: wholeIn(1, 65536),
+  firstByteMs: wholeIn(100, 600_000),
+  tlsMs: wholeIn(100, 600_000),
+  handshakeMs: wholeIn(100, 600_000),
+  maxConcurrentLoginChecks: wholeIn(1, 64),
+};
+
+/** The `connections` object of a configuration file, checked key by key. */
+function connectionBounds(value: unknown, file: string | undefined): Partial<ConnectionBounds> {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad(configMessages.notAnObject('connections'));
+  const bounds: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (!Object.hasOwn(CONNECTION_KEYS, key)) throw bad(configMessages.unknownKey(file ?? '--config', `connections.${key}`));
+    const rule = CONNECTION_KEYS[key as keyof ConnectionBounds];
+    if (!rule.ok(v)) throw bad(configMessages.badValue(`connections.${key}`, JSON.stringify(v), rule.expected));
+    bounds[key] = v;
+  }
+  return bounds as Partial<ConnectionBounds>;
+}
 
 /** Settings from argv (the words after `ldm-agent`). Throws LdmError (USAGE or FILE). */
 export function loadConfig(argv: string[]): AgentConfig {
@@ -87,6 +172,7 @@ export function loadConfig(argv: string[]): AgentConfig {
         hostname: { type: 'string' },
         config: { type: 'string' },
         'local-tcp': { type: 'boolean' },
+        'guest-memory': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -103,7 +189,7 @@ export function loadConfig(argv: string[]): AgentConfig {
     return v;
   };
   const http = pick('http');
-  const migration = { ...DEFAULT_CONFIG.migration, ...((file['migration'] as Partial<MigrationTuning> | undefined) ?? {}) };
+  const migration = migrationTuning(file['migration'], values.config);
   return {
     listen: parseHostPort(pick('listen') ?? '127.0.0.1:6482', '--listen'),
     http: http === 'off' ? null : parseHostPort(http ?? '127.0.0.1:8482', '--http'),
@@ -113,5 +199,7 @@ export function loadConfig(argv: string[]): AgentConfig {
     hostname: pick('hostname'),
     localTcp: values['local-tcp'] ?? (file['localTcp'] === true || file['local-tcp'] === true),
     migration,
+    connections: connectionBounds(file['connections'], values.config),
+    guestMemory: guestMemory(values['guest-memory'] ?? file['guestMemory'] ?? file['guest-memory']),
   };
 }

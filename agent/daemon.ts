@@ -12,8 +12,10 @@ import type { AgentConfig } from './config.ts';
 import { EventBus } from './events/bus.ts';
 import { createLogger, type Logger } from './log.ts';
 import { toLdmEvent } from './manager/events.ts';
+import { describeBudget } from './hypervisor/budget.ts';
+import { SimHypervisor } from './hypervisor/simulator.ts';
 import { Guests } from './manager/guests.ts';
-import { Manager } from './manager/manager.ts';
+import { Manager, type ManagerLimits } from './manager/manager.ts';
 import { Ldm } from './model/ldm.ts';
 import { StateStore } from './model/store.ts';
 import { daemonMessages } from './messages.ts';
@@ -34,7 +36,28 @@ export interface RunningAgent {
 }
 
 /** Bounds a test or an embedding program may tighten; the daemon uses the defaults. */
-export type ServiceTuning = Pick<XmppServerOptions, 'timeouts' | 'maxConnections' | 'maxOutboundBytes' | 'throttle' | 'limits'>;
+export type ServiceTuning = Pick<
+  XmppServerOptions,
+  'timeouts' | 'maxConnections' | 'maxLocalConnections' | 'maxConnectionsPerAddress' | 'maxOutboundBytes' | 'throttle' | 'limits'
+> & {
+  /** Bounds on what one request document may ask for. */
+  manager?: Partial<ManagerLimits>;
+};
+
+/** How often the daemon looks at STATE/users.json for changes made by `ldm-agent user`. */
+const USERS_POLL_MS = 250;
+
+/** The service's connection bounds: the configuration's, then what the caller tunes. */
+function connectionOptions(config: AgentConfig, tuning: Omit<ServiceTuning, 'manager'>): Omit<ServiceTuning, 'manager'> {
+  const c = config.connections ?? {};
+  const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+  return {
+    ...defined({ maxConnections: c.maxConnections, maxLocalConnections: c.maxLocalConnections, maxConnectionsPerAddress: c.maxConnectionsPerAddress }),
+    ...tuning,
+    timeouts: { ...defined({ firstByteMs: c.firstByteMs, tlsMs: c.tlsMs, handshakeMs: c.handshakeMs }), ...tuning.timeouts },
+    throttle: { ...defined({ maxConcurrentChecks: c.maxConcurrentLoginChecks }), ...tuning.throttle },
+  };
+}
 
 export async function startAgent(
   config: AgentConfig,
@@ -52,7 +75,8 @@ export async function startAgent(
 
   const users = await UserStore.open(stateDir);
   const bus = new EventBus();
-  const guests = new Guests(log.child('guests'));
+  const hypervisor = new SimHypervisor({ memoryBudget: config.guestMemory });
+  const guests = new Guests(log.child('guests'), hypervisor);
   const ldm = await Ldm.open(
     machine,
     new StateStore(stateDir),
@@ -62,8 +86,10 @@ export async function startAgent(
       bus.publish(toLdmEvent(ev));
     },
     guests,
+    log.child('model'),
   );
-  const manager = new Manager({ ldm, log });
+  const { manager: managerLimits, ...serviceTuning } = tuning;
+  const manager = new Manager({ ldm, log, limits: managerLimits });
   const unixPath = join(stateDir, 'ldmd.sock');
   const xmpp = new XmppServer({
     listen: config.listen,
@@ -80,12 +106,19 @@ export async function startAgent(
     manager,
     bus,
     log,
-    ...tuning,
+    ...connectionOptions(config, serviceTuning),
   });
   await xmpp.start();
+  // Removals and role changes reach open sessions within a poll.
+  const stopWatchingUsers = users.watch(
+    USERS_POLL_MS,
+    () => xmpp.applyUsers((name) => users.cachedRole(name)),
+    (err) => log.error('cannot read the users file; the users read before stay in force', { file: users.file, error: err.message }),
+  );
   const bound = xmpp.tcpAddress()!;
   const strands = machine.cpu.cores * machine.cpu.threadsPerCore;
   out(daemonMessages.banner(machine.hostname, machine.platform, strands));
+  out(describeBudget(hypervisor.memoryBudget.limit, config.guestMemory !== undefined));
   out(daemonMessages.listening(bound.host, bound.port, config.localTcp));
   out(daemonMessages.localSocket(unixPath));
   const names = (await users.list()).map((u) => u.name);
@@ -101,6 +134,7 @@ export async function startAgent(
     unixPath,
     certPaths: certs.paths,
     stop: async () => {
+      stopWatchingUsers();
       await xmpp.close();
       await guests.close();
     },

@@ -12,6 +12,9 @@ export const ErrorCodes = {
   MACHINE: 'LDM_ERR_MACHINE',
   CLIENT: 'LDM_ERR_CLIENT',
   STATE_DAMAGED: 'LDM_ERR_STATE_DAMAGED',
+  /** A new state the loader would reject: refused before it is written. */
+  STATE_INVALID: 'LDM_ERR_STATE_INVALID',
+  STATE_TOO_LARGE: 'LDM_ERR_STATE_TOO_LARGE',
   REFUSED: 'LDM_ERR_REFUSED',
   USERS_DAMAGED: 'LDM_ERR_USERS_DAMAGED',
   USER_EXISTS: 'LDM_ERR_USER_EXISTS',
@@ -30,6 +33,8 @@ export const ErrorCodes = {
   GUEST_DIRTY_LOG: 'LDM_ERR_GUEST_DIRTY_LOG',
   GUEST_WORKLOAD: 'LDM_ERR_GUEST_WORKLOAD',
   GUEST_VARIABLE: 'LDM_ERR_GUEST_VARIABLE',
+  /** Guest memory would pass the simulator's budget for resident guest memory. */
+  GUEST_MEMORY_BUDGET: 'LDM_ERR_GUEST_MEMORY_BUDGET',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -2,6 +2,9 @@
  * Every user-facing text of the agent, in one place. Functions take the
  * variable parts so that wording stays consistent and greppable.
  */
+
+/** A value quoted in a message, cut short: a client's 10,000-digit number is not echoed whole. */
+const shorten = (text: string, max = 40) => (text.length <= max ? text : `${text.slice(0, max)}... (${text.length} characters)`);
 export const xmlMessages = {
   notWellFormed: (detail: string, line: number | undefined) =>
     `XML document is not well-formed${line !== undefined ? ` (line ${line})` : ''}: ${detail}`,
@@ -26,16 +29,22 @@ export const xmlMessages = {
   responseWithoutStatus: () => 'response has no <status>',
   xmlVersion: (version: string) => `XML version ${version} is not accepted, only 1.0`,
   notAStream: (name: string) => `expected an XMPP <stream:stream> header, got <${name}>`,
+  secondHeader: () => 'a second <stream:stream> header inside the stream',
+  textBetweenDocuments: () => 'only whitespace, comments, processing instructions and XML declarations may come between documents',
+  badDeclaration: () => 'malformed XML declaration',
+  notUtf8: (encoding: string) => `encoding ${shorten(encoding)} is not accepted: the stream is UTF-8`,
+  schemaUnusable: (file: string, detail: string) => `cannot use the schema ${file}: ${detail}`,
+  providerRefused: () => 'libxml2 did not accept the schema file reader',
 } as const;
 
 export const cliMessages = {
   cannotRead: (detail: string) => `cannot read file: ${detail}`,
   validateUsage: () => 'usage: ldm-agent validate FILE...',
-  noXmllint: () => 'ldm-agent validate: xmllint not found (Debian package libxml2-utils): schema check skipped',
+  cannotCheck: (detail: string) => `ldm-agent validate: no verdict: ${detail}`,
   agentUsage: () =>
     [
       'usage: ldm-agent [--listen HOST:PORT] [--http HOST:PORT|off] [--state DIR] [--certs DIR]',
-      '                 [--machine FILE] [--hostname NAME] [--config FILE] [--local-tcp]',
+      '                 [--machine FILE] [--hostname NAME] [--config FILE] [--local-tcp] [--guest-memory SIZE]',
       '       ldm-agent user add NAME --role read|write [--password-file F] | user remove NAME | user list',
       '       ldm-agent certs init | certs issue NAME --out DIR | certs trust FILE',
       '       ldm-agent validate FILE...',
@@ -49,11 +58,21 @@ export const modelMessages = {
   stateUnreadable: (file: string, detail: string) => `cannot read the domain database ${file}: ${detail}`,
   stateDamaged: (file: string, detail: string) =>
     `the domain database ${file} is damaged (${detail}); it was left untouched: repair or move it away to start afresh`,
+  reconfDropped: (domain: string, reason: string) =>
+    `the delayed reconfiguration saved for ${domain} cannot be applied (${reason}): starting without it; ${domain} keeps its previous configuration`,
 } as const;
 
 /** Texts of the manager: what a client reads in resp_msg. Oracle's `ldm` wording where documented. */
 export const managerMessages = {
   notImplemented: (action: string) => `${action} is not implemented by this version of ldm-agent`,
+  /** Each object of a command that failed as a whole (unknown action, refused role, ...) is answered too. */
+  commandNotRun: (reason: string) => `not carried out: ${reason}`,
+  tooManyCommands: (count: number, max: number) =>
+    `the request has ${count} commands; at most ${max} are accepted in one document: split it into several documents`,
+  tooManyObjects: (count: number, max: number) =>
+    `the request has ${count} <data> objects; at most ${max} are accepted in one document: split it into several documents`,
+  responseTooLarge: (max: number) =>
+    `not carried out: the response to this document would pass ${Math.round(max / 1048576)} MiB; ask for fewer domains or send fewer commands per document`,
 } as const;
 
 export const authMessages = {
@@ -151,9 +170,18 @@ export const xmppMessages = {
   malformedPlain: () => 'PLAIN message is not base64 of [authzid] NUL user NUL password',
   authzidMismatch: () => 'authorization identity differs from the user',
   tooManyAttempts: (n: number) => `${n} failed authentication attempts`,
-  tooManyQueued: (n: number) => `more than ${n} documents waiting for their response`,
+  tooMuchBeforeLogin: (n: number) => `more than ${n} elements before authentication`,
+  beforeAuthAnswer: (what: string) => `<${what}> sent before the answer to <auth>: wait for <success/> or <failure/>`,
   tooSlow: (bytes: number) => `the client reads too slowly: more than ${bytes} bytes of output pending`,
   tooManyConnections: (n: number) => `too many connections (limit ${n})`,
+  tooManyFromAddress: (n: number) => `too many connections from your address (limit ${n})`,
+  tooManyLocal: (n: number) => `too many connections to the local socket (limit ${n})`,
+  replaced: (ms: number) => `connection closed to make room for a new one: nothing received for ${ms} ms and not logged in`,
+  replacedBusiest: (held: number, limit: number) =>
+    `connection closed to make room for a new one: all ${limit} connections are taken and your address holds the most (${held}); not logged in`,
+  firstByteTimeout: (ms: number) => `nothing received within ${ms} ms of connecting`,
+  tlsTimeout: (ms: number) => `STARTTLS not completed within ${ms} ms of connecting`,
+  userRemoved: (user: string) => `user ${user} was removed: the session is closed`,
   internalError: () => 'internal error while processing the request; see the agent log',
   shutdown: () => 'the agent is shutting down',
 } as const;
@@ -178,7 +206,10 @@ export const configMessages = {
   cannotRead: (file: string, detail: string) => `cannot read configuration file ${file}: ${detail}`,
   badFile: (file: string, detail: string) => `configuration file ${file} is not valid: ${detail}`,
   unknownKey: (file: string, key: string) => `configuration file ${file}: unknown key "${key}"`,
+  notAnObject: (key: string) => `configuration key "${key}" must be a JSON object`,
+  badValue: (key: string, value: string, expected: string) => `configuration key "${key}" is ${value}: expected ${expected}`,
   notAString: (key: string) => `setting ${key} must be a string`,
+  badGuestMemory: (text: string) => `guest memory budget "${text}" is not valid: expected a size such as 512M or 4G`,
 } as const;
 
 /** What the daemon prints when it starts and stops. */
@@ -195,6 +226,9 @@ export const daemonMessages = {
     `try: openssl s_client -starttls xmpp -connect ${host.includes(':') ? `[${host}]` : host}:${port} -CAfile ${ca}`,
   stopping: (signal: string) => `received ${signal}, stopping`,
   stopped: () => 'stopped',
+  guestBudget: (budget: string, how: string) => `simulated guests may hold ${budget} of memory (${how}; --guest-memory SIZE to change)`,
+  guestBudgetDefault: (share: number, cap: string) => `${share} % of this host's memory, at most ${cap}`,
+  guestBudgetSet: () => 'as configured',
   startFailed: (detail: string) => `ldm-agent: cannot start: ${detail}`,
 } as const;
 
@@ -216,6 +250,9 @@ export const hypervisorMessages = {
   badThrottle: (value: number) => `throttle ${value} is not a fraction between 0 and 1`,
   badWorkload: (field: string, value: string) => `workload ${field} ${value} is not valid`,
   badVariable: (name: string, value: string, expected: string) => `variable ${name}="${value}" is not valid: expected ${expected}`,
+  overBudget: (name: string, wanted: string, held: string, budget: string) =>
+    `guest ${name} cannot hold ${wanted} of memory: other guests hold ${held} of the guest memory budget of ${budget} (--guest-memory, config key guestMemory)`,
+  workloadFailed: (name: string, detail: string) => `the workload of guest ${name} stopped: ${detail}`,
 } as const;
 
 /**
@@ -259,6 +296,37 @@ export const refusalMessages = {
   noSuchIo: (device: string) => `No physical I/O device ${device} on this machine`,
   ioInUse: (device: string, owner: string) => `Physical I/O device ${device} is assigned to LDom ${owner}`,
   ioNotAssigned: (device: string, name: string) => `Physical I/O device ${device} is not assigned to LDom ${name}`,
+  pfNotAssignable: (pf: string) => `${pf} is a physical function: assign its endpoint, or create virtual functions (create-vf) and assign those`,
+  endpointHasVfs: (endpoint: string, count: number) => `${endpoint} has ${count} virtual function(s): destroy them first (destroy-vf)`,
+  notAPf: (name: string) => `${name} is not an SR-IOV physical function`,
+  iovOff: (bus: string, pf: string) => `I/O virtualization is not enabled on bus ${bus} of ${pf}: enable it first (set-io iov_bus_enable_iov=on ${bus})`,
+  pfWithoutDomain: (pf: string, endpoint: string) => `No domain owns ${endpoint}: the physical function ${pf} needs a root domain to create virtual functions`,
+  tooManyVfs: (pf: string, max: number, have: number) => `${pf} can have at most ${max} virtual functions and has ${have}`,
+  uniquePropertyForMany: (key: string) => `${key} names one device: give it only when creating one virtual function`,
+  countNeedsPf: (vf: string) => `A count of virtual functions to destroy goes with a physical function, not with ${vf}`,
+  notLastVf: (vf: string, last: string) => `Virtual functions are destroyed last first: ${last} must be destroyed before ${vf}`,
+  noVfs: (pf: string) => `${pf} has no virtual functions`,
+  notThatManyVfs: (pf: string, asked: number, have: number) => `Cannot destroy ${asked} virtual functions of ${pf}: it has ${have}`,
+  vfAssigned: (vf: string, owner: string) => `Virtual function ${vf} is assigned to LDom ${owner}: remove it from the domain first (remove-io)`,
+  ioPropertyUnknown: (key: string, device: string, valid: readonly string[]) =>
+    `Property ${key} cannot be set on ${device} (${valid.length > 0 ? `settable: ${valid.join(', ')}` : 'it has no settable properties'})`,
+  ioValueRange: (key: string, value: string, min: number, max: number) => `Invalid value "${value}" for ${key} (valid: ${min} to ${max})`,
+  badWwn: (key: string, value: string) => `Invalid value "${value}" for ${key} (valid: a world-wide name of 8 bytes, such as 10:00:00:14:4f:f9:00:01)`,
+  wwnInUse: (wwn: string, vf: string) => `World-wide name ${wwn} is already used by ${vf}`,
+  busHasVfs: (bus: string, count: number) => `Bus ${bus} has ${count} virtual function(s): destroy them before disabling I/O virtualization`,
+  tooManyAltMacs: (count: number, max: number) => `${count} alternate MAC addresses given: a virtual function has at most ${max}`,
+  bandwidthOver: (pf: string, others: number, asked: number) =>
+    `The virtual functions of ${pf} would have ${others + asked}% of its bandwidth (${others}% already given to the others): at most 100%`,
+  vfInActiveDomain: (vf: string, owner: string) => `Virtual function ${vf} is assigned to LDom ${owner}, which is active: stop the domain to change it`,
+  badUuid: (value: string) => `Invalid UUID "${value}" (expected the form 6c908858-12ef-e520-9eb3-f1cd3dbc3a59)`,
+  uuidInUse: (uuid: string, other: string) => `UUID ${uuid} is already used by LDom ${other}`,
+  uuidOnlyAtCreation: (name: string) => `The UUID of LDom ${name} is given when the domain is created (add-domain) and cannot be changed`,
+  hostidInUse: (hostid: string, other: string) => `Host ID ${hostid} is already used by LDom ${other}`,
+  badShutdownGroup: (name: string, value: string, primary: boolean) =>
+    primary ? `The shutdown group of the control domain ${name} is always 0, not ${value}` : `Invalid shutdown group "${value}" for LDom ${name} (valid: 1 to 15)`,
+  maxCoresBelow: (name: string, max: number, cores: number) => `LDom ${name} would have ${cores} whole cores: more than its max-cores (${max})`,
+  badPerfCounters: (value: string) => `Invalid perf-counters "${value}": each set at most once, and strand and htstrand not together`,
+  globalCountersTaken: (other: string) => `The global performance counters are already given to LDom ${other}: only one domain at a time may have them`,
   invalidServiceName: (name: string) => `Invalid name: ${name}`,
   serviceExists: (name: string) => `A service named ${name} already exists`,
   noSuchVds: (name: string) => `Virtual disk server ${name} not found`,
@@ -283,6 +351,22 @@ export const refusalMessages = {
   tooManyMasters: () => 'A domain may have at most 4 master domains',
   badPortRange: (min: number, max: number) => `Invalid console port range ${min}-${max}`,
   portRangeOverlap: (other: string) => `Console port range overlaps that of ${other}`,
+  amountTooLarge: (name: string, what: string, amount: string, max: string) =>
+    `The ${what} of LDom ${name} would be ${amount}: more than the largest supported value, ${max}`,
+  tooManyDomains: (limit: number, wanted: number) =>
+    `This machine allows at most ${limit} domains (the primary included): ${wanted} would exist after this request`,
+  noFreeMac: (count: number, first: string, last: string) =>
+    `All ${count} automatic MAC addresses (${first} to ${last}) are in use: give a MAC address explicitly (mac-addr) or remove unused vnets, vswitches or domains`,
+  variableNameTooLong: (variable: string, bytes: number, max: number) =>
+    `Variable name ${shorten(variable)} is ${bytes} bytes long: the limit is ${max} bytes`,
+  variableValueTooLong: (variable: string, bytes: number, max: number) =>
+    `The value of variable ${shorten(variable)} is ${bytes} bytes long: the limit is ${max} bytes`,
+  tooManyVariables: (name: string, max: number) => `LDom ${name} would have more than ${max} variables: the limit is ${max}`,
+  tooManyDevices: (kind: string, name: string, max: number) => `LDom ${name} would have more than ${max} ${kind}s: the limit is ${max} per domain`,
+  stateInvalid: (problem: string) =>
+    `The change was not made: the domain database would no longer load at the next start (${problem})`,
+  stateTooLarge: (bytes: number, max: number) =>
+    `The change was not made: the domain database would grow to ${bytes} bytes, over the limit of ${max} bytes; remove SP configurations, variables or domains first`,
 } as const;
 
 /** Texts about a request object that cannot be read, and notes (3.6 warnings) on ones that succeeded. */
@@ -293,6 +377,9 @@ export const objectMessages = {
   missingUnits: (type: string) => `${type} item is missing rasd:AllocationUnits`,
   badNumber: (type: string, key: string, value: string) => `${type} item: ${key} "${value}" is not a valid number`,
   badSize: (value: string) => `"${value}" is not a size (examples: 4G, 512M)`,
+  numberTooLarge: (type: string, key: string, value: string, max: number) =>
+    `${type} item: ${key} ${shorten(value)} is larger than the largest supported value, ${max}`,
+  sizeTooLarge: (value: string, max: number) => `size ${shorten(value)} is larger than the largest supported size, ${max} bytes`,
   badBoolean: (type: string, key: string, value: string) => `${type} item: ${key} "${value}" is neither true nor false`,
   noData: (action: string) => `${action} needs a <data> object naming what to act on`,
   memoryRounded: (asked: string, rounded: string) => `Memory size ${asked} was rounded up to ${rounded} (memory is allocated in 256M units)`,
@@ -302,6 +389,15 @@ export const objectMessages = {
   noMemdr: (name: string) => `No memory dynamic reconfiguration of LDom ${name} is in progress`,
   cancelWhat: (what: string | undefined) => `cancel-operation needs migration, reconf or memdr${what ? `, not ${what}` : ''}`,
   notSupported: (action: string, platform: string) => `${action} is not supported on ${platform}`,
+  ignoredItem: (type: string, action: string) => `the ${type} item was ignored: ${action} does not use it`,
+  extraItem: (type: string, action: string) => `a further ${type} item was ignored: ${action} takes one`,
+  manyItems: (note: string, count: number) => `${note} (${count} items)`,
+  ignoredKeys: (type: string, keys: string[], action: string) => `${type} item: ${action} does not use ${keys.join(', ')}: ignored`,
+  uuidConflict: (element: string, property: string) => `ldom_info item: its uuid element (${element}) and uuid property (${property}) differ`,
+  badCount: (action: string, value: string) => `${action}: -n takes a number of virtual functions or max, not "${value}"`,
+  unknownOption: (action: string, option: string) => `${action}: option ${option} is not supported`,
+  vfsCreated: (names: string[]) => `Created virtual function${names.length === 1 ? '' : 's'} ${names.join(', ')}`,
+  vfsDestroyed: (names: string[]) => `Destroyed virtual function${names.length === 1 ? '' : 's'} ${names.join(', ')}`,
   internal: () => 'internal error while carrying out this object; see the agent log',
 } as const;
 
@@ -309,4 +405,10 @@ export const objectMessages = {
 export const guestMessages = {
   workingSetTooLarge: (name: string, ws: number, memory: number) =>
     `sim-working-set of LDom ${name} (${ws} bytes) is larger than its memory (${memory} bytes)`,
+  startedWithoutWorkingSet: (detail: string) => `guest started without its working set: ${detail}`,
+} as const;
+
+/** Texts of the logger itself. */
+export const logMessages = {
+  repeated: (msg: string, times: number, seconds: number) => `${msg} (repeated ${times} more times in ${seconds} s, not shown)`,
 } as const;

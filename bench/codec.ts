@@ -3,24 +3,38 @@
  * typed document) for a one-domain and a 100-domain `list-domain` response, each beside
  * a baseline measured in the same run on the same bytes/data:
  *
- *   parse  vs  fast-xml-parser's bare `new XMLParser().parse(text)` (no attributes, no
- *              limits, no typing): what reading the bytes costs at all;
+ *   parse  vs  fast-xml-parser's `parse(text)` with its default options, spelled out in
+ *              bench/alternatives.ts (attributes ignored; no limits, no typing): what
+ *              reading the bytes costs at all;
  *   build  vs  `JSON.stringify` of the same typed data (Maps made objects beforehand,
- *              outside the timed loop): what serializing the data costs at all.
+ *              outside the timed loop): what serializing the data costs at all; and vs
+ *              xmlbuilder2 building the same document (the design card's builder).
+ *
+ * It also prints what the two design-card packages do with hostile values: an
+ * entity-looking `&copy;` through xmlbuilder2, and not well-formed documents through
+ * fast-xml-parser (README: why the agent uses neither).
  *
  * Parse is also measured beside saxes alone (the tokenizer the codec is built on, with
  * handlers that only count), so the cost of the tree and the typed decoding shows too.
  *
+ * Schema validation (agent/xml/schema.ts, what `ldm-agent validate` runs) of the same
+ * texts, once the schema is compiled, beside libxml2 parsing the text alone (the floor
+ * under validation) and beside decodeResponse; and the compilation of ldm-interface.xsd
+ * beside libxml2 parsing the schema files alone.
+ *
  * The ratio is our time over the baseline's time for one document, so it shows the
  * codec's own overhead. Environment: BENCH_ROUND_MS (default 400), BENCH_ROUNDS (5).
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { isDeepStrictEqual } from 'node:util';
-import { XMLParser } from 'fast-xml-parser';
 import { SaxesParser } from 'saxes';
 import { decodeResponse } from '../agent/xml/decode.ts';
 import { item, success, type Content, type Item, type LdmDocument } from '../agent/xml/document.ts';
 import { encodeDocument } from '../agent/xml/encode.ts';
+import { ampersandCheck, buildWithXmlbuilder2, FXP_OPTIONS, fxpParse, malformedAccepted } from './alternatives.ts';
+import { loadSchemas, SCHEMA_DIR, Schemas } from '../agent/xml/schema.ts';
 import { opsPerSecond, sunk } from './measure.ts';
 
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 400);
@@ -153,8 +167,29 @@ function printMarkdown(rows: Row[]): void {
   }
 }
 
+/** The .xsd files under schemas/ that compiling ldm-interface.xsd reads (all but the event root), as bytes. */
+function schemaFiles(dir = SCHEMA_DIR): Buffer[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory()
+      ? schemaFiles(join(dir, e.name))
+      : e.name.endsWith('.xsd') && e.name !== 'ldm-event.xsd'
+        ? [readFileSync(join(dir, e.name))]
+        : [],
+  );
+}
+
 export async function run(): Promise<void> {
   const started = performance.now();
+  const loadStarted = performance.now();
+  const schemas = await loadSchemas();
+  const loadMs = performance.now() - loadStarted;
+  const lib = await import('libxml2-wasm');
+  /** libxml2's parse of a text, nothing else: the floor under schema validation. */
+  const libxml2Parse = (text: string) => {
+    const doc = lib.XmlDocument.fromString(text);
+    doc.dispose();
+    return 1;
+  };
   const workloads = [
     { name: 'list-domain, 1 domain', doc: listing(1) },
     { name: 'list-domain, 100 domains', doc: listing(100) },
@@ -169,27 +204,73 @@ export async function run(): Promise<void> {
     if (!isDeepStrictEqual(withoutLines(decodeResponse(text)), withoutLines(w.doc))) {
       throw new Error(`bench: ${w.name} does not round-trip through the codec`);
     }
-    if (typeof new XMLParser().parse(text) !== 'object') throw new Error('bench: fast-xml-parser returned nothing');
+    if (typeof fxpParse(text) !== 'object') throw new Error('bench: fast-xml-parser returned nothing');
 
     const [parse, fxp, saxes] = measure([
       () => decodeResponse(text).commands.length,
-      () => (new XMLParser().parse(text) ? 1 : 0),
+      () => (fxpParse(text) ? 1 : 0),
       () => saxesOnly(text),
     ]) as [number, number, number];
     const parseRow = { figure: `parse ${w.name} (${kb(xmlBytes)} XML)`, oursName: 'decodeResponse', oursBytes: xmlBytes, baselineBytes: xmlBytes, ours: parse };
-    rows.push({ ...parseRow, baselineName: 'fast-xml-parser', baseline: fxp });
+    rows.push({ ...parseRow, baselineName: `fast-xml-parser ${JSON.stringify(FXP_OPTIONS)}`, baseline: fxp });
     rows.push({ ...parseRow, figure: `${parseRow.figure} over its tokenizer`, baselineName: 'saxes alone', baseline: saxes });
 
-    const [build, json] = measure([() => encodeDocument(w.doc).length, () => JSON.stringify(data).length]) as [number, number];
-    rows.push({ figure: `build ${w.name} (${kb(xmlBytes)} XML, ${kb(jsonBytes)} JSON)`, oursName: 'encodeDocument', baselineName: 'JSON.stringify', oursBytes: xmlBytes, baselineBytes: jsonBytes, ours: build, baseline: json });
+    const built = buildWithXmlbuilder2(w.doc);
+    if (!isDeepStrictEqual(withoutLines(decodeResponse(built)), withoutLines(w.doc))) throw new Error(`bench: xmlbuilder2's ${w.name} is not the same document`);
+    const builtBytes = Buffer.byteLength(built, 'utf8');
+    const [build, json, xb2] = measure([
+      () => encodeDocument(w.doc).length,
+      () => JSON.stringify(data).length,
+      () => buildWithXmlbuilder2(w.doc).length,
+    ]) as [number, number, number];
+    const buildRow = { figure: `build ${w.name} (${kb(xmlBytes)} XML)`, oursName: 'encodeDocument', oursBytes: xmlBytes, ours: build };
+    rows.push({ ...buildRow, figure: `${buildRow.figure}, ${kb(jsonBytes)} JSON`, baselineName: 'JSON.stringify', baselineBytes: jsonBytes, baseline: json });
+    rows.push({ ...buildRow, baselineName: 'xmlbuilder2 (element API, defaults)', baselineBytes: builtBytes, baseline: xb2 });
+
+    const problems = schemas.validate('LDM_interface', text);
+    if (problems.length > 0) throw new Error(`bench: ${w.name} is not valid against schemas/: ${problems[0]!.line}: ${problems[0]!.reason}`);
+    const [valid, libxml2, decode] = measure([
+      () => schemas.validate('LDM_interface', text).length + 1,
+      () => libxml2Parse(text),
+      () => decodeResponse(text).commands.length,
+    ]) as [number, number, number];
+    const validRow = { figure: `validate ${w.name} against schemas/ (${kb(xmlBytes)} XML)`, oursName: 'Schemas.validate', oursBytes: xmlBytes, baselineBytes: xmlBytes, ours: valid };
+    rows.push({ ...validRow, baselineName: 'libxml2 parse alone', baseline: libxml2 });
+    rows.push({ ...validRow, baselineName: 'decodeResponse', baseline: decode });
   }
+
+  // Compiling the interface schema (13 files, through includes and imports) from scratch, each time
+  // in a fresh set, beside libxml2 parsing the same files without compiling them.
+  const files = schemaFiles();
+  const [compiles, parses] = measure([
+    () => {
+      const fresh = new Schemas(lib);
+      fresh.compile('LDM_interface');
+      fresh.close();
+      return 1;
+    },
+    () => {
+      for (const f of files) lib.XmlDocument.fromBuffer(f).dispose();
+      return files.length;
+    },
+  ]) as [number, number];
+  const ms = (rate: number) => (1000 / rate).toFixed(2);
 
   console.log(`codec: node ${process.version}, ${ROUNDS} rounds of ${ROUND_MS} ms each side, median shown; ratio = our time / baseline time per document`);
   printTable(rows);
+  console.log(`compile schemas/ldm-interface.xsd: ${ms(compiles)} ms; libxml2 parse of its ${files.length} files alone: ${ms(parses)} ms; time ratio ${(parses / compiles).toFixed(2)}x`);
   console.log('');
   console.log('Markdown (figure | value | baseline | ratio):');
   console.log('');
   printMarkdown(rows);
+  console.log(`| compile schemas/ldm-interface.xsd (${files.length} files) | ${ms(compiles)} ms | libxml2 parse of the ${files.length} files alone: ${ms(parses)} ms | ${(parses / compiles).toFixed(2)}x time |`);
   console.log('');
+  console.log(`schemas: import of libxml2-wasm and reader set-up, once per process: ${loadMs.toFixed(1)} ms (no baseline: measured once)`);
+  const amp = ampersandCheck(workloads[0]!.doc);
+  console.log(`a property value ${JSON.stringify(amp.value)}: encodeDocument's document ${amp.ours}; xmlbuilder2's ${amp.xmlbuilder2}`);
+  const bad = malformedAccepted();
+  console.log(
+    `not well-formed documents accepted, of ${bad.total}: saxes (the codec) ${bad.saxes}; fast-xml-parser's parse ${bad.fxp} (${bad.fxpAccepted.join(', ')}); its XMLValidator ${bad.fxpValidator}`,
+  );
   console.log(`codec: done in ${((performance.now() - started) / 1000).toFixed(1)} s${sunk() ? '' : ' (sink 0?)'}`);
 }

@@ -2,6 +2,9 @@
  * `npm run bench` runs every benchmark listed here, in order;
  * `npm run bench -- NAME` runs one. Benchmarks never run inside `npm test`.
  */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
 interface Benchmark {
   run(): Promise<void>;
 }
@@ -10,7 +13,16 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   codec: () => import('./codec.ts'),
   hypervisor: () => import('./hypervisor.ts'),
   transport: () => import('./transport.ts'),
+  cli: () => import('./cli.ts'),
 };
+
+/** These start bin/*.js, which run the bundles in dist/: built first, so never older than the sources. */
+const USES_BINS = new Set(['transport', 'cli']);
+
+function buildBundles(): void {
+  const r = spawnSync(process.execPath, [fileURLToPath(new URL('../scripts/build.mjs', import.meta.url))], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`scripts/build.mjs failed (status ${r.status})`);
+}
 
 async function main(args: string[]): Promise<number> {
   const usage = `usage: npm run bench [-- NAME...]   (NAME: ${Object.keys(BENCHMARKS).join(', ')})`;
@@ -24,6 +36,7 @@ async function main(args: string[]): Promise<number> {
     return 2;
   }
   const names = args.length > 0 ? args : Object.keys(BENCHMARKS);
+  if (names.some((n) => USES_BINS.has(n))) buildBundles();
   for (const name of names) {
     console.log(`# ${name}`);
     const bench = await BENCHMARKS[name]!();

@@ -559,7 +559,13 @@ async function fanout(certsDir: string, dir: string, subscribers: number, cleanu
     // Loopback TCP clients are local (no SASL): 1,000 TLS subscribers without 1,000 password checks.
     localTcp: true,
   };
-  const agent: RunningAgent = await startAgent(config, () => {}, silentLogger, { maxConnections: Math.max(2000, subscribers + 64) });
+  // Every subscriber comes from 127.0.0.1 or the local socket: lift the per-address and local allowances too.
+  const allowance = Math.max(2000, subscribers + 64);
+  const agent: RunningAgent = await startAgent(config, () => {}, silentLogger, {
+    maxConnections: allowance,
+    maxLocalConnections: allowance,
+    maxConnectionsPerAddress: allowance,
+  });
   cleanup.add(() => agent.stop());
   const ca = readFileSync(agent.certPaths.ca, 'utf8');
   const key = readFileSync(agent.certPaths.serverKey, 'utf8');

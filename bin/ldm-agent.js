@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly through tsx: no build step to forget.
-import { register } from 'tsx/esm/api';
+// Runs dist/ldm-agent.js, the bundle `npm install` builds (see bin/bundle.js).
+import { runBundle } from './bundle.js';
 
-register();
-await import('../agent/cli/ldm-agent.ts');
+await runBundle('ldm-agent');

@@ -148,3 +148,12 @@ t.test('Item children: rasd values by canonical name, unknown decorations droppe
   const it = doc.commands[0]!.data[0]!.envelope!.contents[0]!.sections[0]!.items[0]!;
   t.same([...it.rasd], [['AllocationUnits', '4'], ['FooBar', 'x']]);
 });
+
+t.test('values are trimmed of XML white space only: U+00A0, U+FEFF and U+2028 are content', async (t) => {
+  const value = '\u00a0nbsp\u2028 and bom\ufeff';
+  const doc = decodeRequest(`<LDM_interface version=" 1.3\t"><cmd><action>\n add-variable\r\n</action><data version="3.0"><Envelope><Content id=" d "><Section><Item><rasd:OtherResourceType>var</rasd:OtherResourceType><gprop:GenericProperty key="name">x</gprop:GenericProperty><gprop:GenericProperty key="value"> \t${value}\n </gprop:GenericProperty></Item></Section></Content></Envelope></data></cmd></LDM_interface>`);
+  t.equal(doc.version, '1.3');
+  t.equal(doc.commands[0]!.action, 'add-variable');
+  t.equal(doc.commands[0]!.data[0]!.envelope!.contents[0]!.id, 'd');
+  t.equal(doc.commands[0]!.data[0]!.envelope!.contents[0]!.sections[0]!.items[0]!.props.get('value'), value);
+});

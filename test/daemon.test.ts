@@ -4,7 +4,8 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AGENT_BIN, startDaemon } from './helpers/daemon.ts';
+import { AGENT_ARGS, startDaemon } from './helpers/daemon.ts';
+import { runProgram } from './helpers/programs.ts';
 
 const daemon = await startDaemon(t);
 const ca = join(daemon.dir, 'certs', 'ca.pem');
@@ -16,10 +17,10 @@ t.test('first start creates the certificates and says how to connect', async (t)
   t.match(out, /try: openssl s_client -starttls xmpp -connect 127\.0\.0\.1:\d+ -CAfile /);
 });
 
+/** openssl s_client against the daemon; a machine without openssl fails naming its package. */
 function sClient(...args: string[]) {
-  return spawnSync('openssl', ['s_client', '-starttls', 'xmpp', '-xmpphost', 'localhost', '-connect', `127.0.0.1:${daemon.port}`, '-brief', ...args], {
+  return runProgram('openssl', ['s_client', '-starttls', 'xmpp', '-xmpphost', 'localhost', '-connect', `127.0.0.1:${daemon.port}`, '-brief', ...args], {
     input: '',
-    encoding: 'utf8',
     timeout: 15_000,
   });
 }
@@ -46,7 +47,7 @@ t.test('a client limited to TLS 1.1 is refused', async (t) => {
 t.test('@xmpp/client connects with STARTTLS and PLAIN, goes online, sends a document and reads its response', async (t) => {
   const pw = join(daemon.dir, 'stock.pw');
   writeFileSync(pw, 'stock-client-pass\n', { mode: 0o600 });
-  const add = spawnSync(process.execPath, [AGENT_BIN, 'user', 'add', 'stock', '--role', 'read', '--password-file', pw, '--state', join(daemon.dir, 'var')], { encoding: 'utf8' });
+  const add = spawnSync(process.execPath, [...AGENT_ARGS, 'user', 'add', 'stock', '--role', 'read', '--password-file', pw, '--state', join(daemon.dir, 'var')], { encoding: 'utf8' });
   t.equal(add.status, 0, add.stderr);
   const fixture = new URL('./fixtures/stock-xmpp-client.mjs', import.meta.url).pathname;
   const r = spawnSync(process.execPath, [fixture, String(daemon.port), 'stock', 'stock-client-pass'], {

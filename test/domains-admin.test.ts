@@ -1,17 +1,16 @@
 // What an administrator does, over the XML interface on TLS: services on the primary,
 // a guest with 8 vCPUs, 2G, a vdisk and a vnet; bind, start, every listing; then back down.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { decodeResponse } from '../agent/xml/decode.ts';
 import type { Content, LdmDocument } from '../agent/xml/document.ts';
+import { loadSchemas } from '../agent/xml/schema.ts';
 import { startTestAgent } from './helpers/agent.ts';
 import { onlineRawPeer } from './helpers/raw.ts';
 import { cpu, data, memory, request } from './helpers/requests.ts';
+import { showProblems } from './helpers/schema.ts';
 import { adminSession, messages, ok } from './helpers/session.ts';
 
-const SCHEMA = new URL('../schemas/ldm-interface.xsd', import.meta.url).pathname;
+const schemas = await loadSchemas();
 const agent = await startTestAgent(t, { users: [['admin', 'write', 'admin-secret']] });
 const admin = await adminSession(agent);
 const events: string[] = [];
@@ -29,16 +28,15 @@ async function must(text: string): Promise<LdmDocument> {
 const raw = await onlineRawPeer(agent.port, 'admin', 'admin-secret');
 t.teardown(() => raw.destroy());
 let listings = 0;
-/** A listing as the bytes the agent sent, checked against schemas/ with xmllint, then decoded. */
+/** A listing as the bytes the agent sent, checked against schemas/, then decoded. */
 async function listing(action: string, domain?: string): Promise<LdmDocument> {
   const mark = raw.text.length;
   raw.write(request(action, domain ? data(domain) : undefined));
   const seen = await raw.until(/<\/LDM_interface>/, 5000, mark);
   const text = seen.slice(seen.indexOf('<LDM_interface'), seen.indexOf('</LDM_interface>') + '</LDM_interface>'.length);
-  const file = join(agent.dir, `listing-${++listings}.xml`);
-  writeFileSync(file, text);
-  const lint = spawnSync('xmllint', ['--noout', '--nonet', '--schema', SCHEMA, file], { encoding: 'utf8' });
-  if (lint.status !== 0) throw new Error(`${action} does not validate: ${lint.stderr}`);
+  const problems = schemas.validate('LDM_interface', text);
+  if (problems.length > 0) throw new Error(`${action} does not validate:\n${showProblems(problems)}`);
+  listings++;
   return decodeResponse(text);
 }
 

@@ -132,7 +132,7 @@ const vsw = (service: string, props: Record<string, string> = {}, rasd: Record<s
 const vcc = (service: string, props: Record<string, string> = {}): ItemSpec => ({ type: 'vcc', props: { service_name: service, ...props } });
 const disk = (name: string, vol: string, service = 'primary-vds0'): ItemSpec => ({ type: 'disk', props: { vdisk_name: name, vol_name: vol, service_name: service } });
 const vnet = (name: string, props: Record<string, string> = {}): ItemSpec => ({ type: 'network', props: { vnet_name: name, ...props } });
-const io = (name: string): ItemSpec => ({ type: 'physio_device', props: { name } });
+const io = (name: string, props: Record<string, string> = {}): ItemSpec => ({ type: 'physio_device', props: { name, ...props } });
 const info = (props: Record<string, string>): ItemSpec => ({ type: 'ldom_info', props });
 const spconfig = (name: string): ItemSpec => ({ type: 'spconfig', props: { spconfig_name: name } });
 const console_ = (props: Record<string, string>): ItemSpec => ({ type: 'console', props });
@@ -278,7 +278,7 @@ t.test('the scripted administrator session', async (t) => {
 
   // Taking it all down: first in the wrong order, then in the right one.
   await step(t, 'remove-vswitch.failure', { refused: 'primary-vsw0 is in use by LDom ldg1' }, request('remove-vswitch', data(null, vsw('primary-vsw0'))));
-  await step(t, 'remove-vdiskserverdevice.failure', { refused: 'vol1@primary-vds0 is in use by LDom ldg1' }, request('remove-vdiskserverdevice', data(null, volume('vol1', 'primary-vds0', '/dev/zvol/dsk/ldoms/ldg1-disk0'))));
+  await step(t, 'remove-vdiskserverdevice.failure', { refused: 'vol1@primary-vds0 is in use by LDom ldg1' }, request('remove-vdiskserverdevice', data(null, { type: 'vds_volume', props: { vol_name: 'vol1', service_name: 'primary-vds0' } })));
   await step(t, 'remove-vdiskserver.failure', { refused: 'primary-vds0 is in use by LDom ldg1' }, request('remove-vdiskserver', data(null, vds('primary-vds0'))));
   await step(t, 'remove-vconscon.failure', { refused: 'primary-vcc0 is in use by LDom ldg1' }, request('remove-vconscon', data(null, vcc('primary-vcc0'))));
   await step(t, 'unbind-domain.failure', { refused: 'LDom ldg1 is active: stop it before unbinding it' }, request('unbind-domain', data('ldg1')));
@@ -290,12 +290,26 @@ t.test('the scripted administrator session', async (t) => {
   await step(t, 'remove-variable.failure', { refused: 'Variable auto-boot? not found in LDom ldg1' }, request('remove-variable', data('ldg1', variable('auto-boot?'))));
   await step(t, 'remove-vnet.success', 'success', request('remove-vnet', data('ldg1', vnet('vnet1'))));
   await step(t, 'remove-vnet.failure', { refused: 'LDom ldg1 has no vnet named vnet1' }, request('remove-vnet', data('ldg1', vnet('vnet1'))));
-  await step(t, 'remove-vdisk.success', 'success', request('remove-vdisk', data('ldg1', disk('vdisk1', 'vol1'))));
-  await step(t, 'remove-vdisk.failure', { refused: 'LDom ldg1 has no vdisk named vdisk1' }, request('remove-vdisk', data('ldg1', disk('vdisk1', 'vol1'))));
+  // Removals name what they remove, nothing more (other properties would be answered with a warning that they are ignored).
+  await step(t, 'remove-vdisk.success', 'success', request('remove-vdisk', data('ldg1', { type: 'disk', props: { vdisk_name: 'vdisk1' } })));
+  await step(t, 'remove-vdisk.failure', { refused: 'LDom ldg1 has no vdisk named vdisk1' }, request('remove-vdisk', data('ldg1', { type: 'disk', props: { vdisk_name: 'vdisk1' } })));
+  // SR-IOV on the control domain's on-board network device: a virtual function made, set, given to ldg2, listed, destroyed.
+  const PF0 = '/SYS/MB/NET0/IOVNET.PF0';
+  await step(t, 'create-vf.success', 'success', request('create-vf', data(null, { type: 'physio_device', props: { iov_pf_name: PF0, pvid: '10', mtu: '9000' } })));
+  await step(t, 'create-vf.failure', { refused: '/SYS/MB/NET0 is not an SR-IOV physical function' }, request('create-vf', data(null, { type: 'physio_device', props: { iov_pf_name: '/SYS/MB/NET0' } })));
+  await step(t, 'set-io.success', 'success', request('set-io', data(null, io('pci_1', { iov_bus_enable_iov: 'on' }))));
+  await step(t, 'set-io.failure', { refused: `Property speed cannot be set on ${PF0}.VF0` }, request('set-io', data(null, io(`${PF0}.VF0`, { speed: '10G' }))));
+  await step(t, null, 'success', request('add-io', data('ldg2', io(`${PF0}.VF0`))));
+  await step(t, 'list-io.success', 'success', request('list-io'));
+  await step(t, 'list-io.failure', { refused: 'Content element has no id' }, request('list-io', '<data version="3.0"><Envelope><References/><Content xsi:type="ovf:VirtualSystem_Type"/></Envelope></data>'));
+  await step(t, 'destroy-vf.failure', { refused: `Virtual function ${PF0}.VF0 is assigned to LDom ldg2` }, request('destroy-vf', data(null, io(`${PF0}.VF0`))));
+  await step(t, null, 'success', request('remove-io', data('ldg2', io(`${PF0}.VF0`))));
+  await step(t, 'destroy-vf.success', 'success', request('destroy-vf', data(null, io(`${PF0}.VF0`))));
+
   await step(t, 'remove-domain.success', 'success', request('remove-domain', data('ldg1')));
   await step(t, null, 'success', request('remove-domain', data('ldg2')));
   await step(t, 'remove-vswitch.success', 'success', request('remove-vswitch', data(null, vsw('primary-vsw0'))));
-  await step(t, 'remove-vdiskserverdevice.success', 'success', request('remove-vdiskserverdevice', data(null, volume('vol1', 'primary-vds0', '/dev/zvol/dsk/ldoms/ldg1-disk0'))));
+  await step(t, 'remove-vdiskserverdevice.success', 'success', request('remove-vdiskserverdevice', data(null, { type: 'vds_volume', props: { vol_name: 'vol1', service_name: 'primary-vds0' } })));
   await step(t, 'remove-vdiskserver.success', 'success', request('remove-vdiskserver', data(null, vds('primary-vds0'))));
   await step(t, 'remove-vconscon.success', 'success', request('remove-vconscon', data(null, vcc('primary-vcc0'))));
   await step(t, 'set-spconfig.success', 'success', request('set-spconfig', data(null, spconfig('factory-default'))));

@@ -71,21 +71,23 @@ function timedDecode(text: string, kind: DocumentKind, limits: XmlLimits = DEFAU
   return outcome;
 }
 
-const isTrimmedNonEmpty = (s: unknown) => typeof s === 'string' && s !== '' && s === s.trim();
+/** XML white space only (space, tab, CR, LF): the decoder keeps U+00A0, U+FEFF, U+2028 as content. */
+const xmlTrim = (s: string) => s.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, '');
+const isTrimmedNonEmpty = (s: unknown) => typeof s === 'string' && s !== '' && s === xmlTrim(s);
 const isLine = (n: unknown) => n === undefined || (typeof n === 'number' && Number.isInteger(n) && n >= 1);
 
 function checkStatus(r: ResponseStatus | undefined, where: string): void {
   if (r === undefined) return;
   check(r.status === 'success' || r.status === 'failure', `${where}: status ${String(r.status)}`);
-  check(r.messages.every((m) => typeof m === 'string' && m === m.trim()), `${where}: untrimmed resp_msg`);
+  check(r.messages.every((m) => typeof m === 'string' && m === xmlTrim(m)), `${where}: untrimmed resp_msg`);
 }
 
 function checkItem(it: Item): void {
   check(isTrimmedNonEmpty(it.type), `Item type ${JSON.stringify(it.type)}`);
   check(it.rasd instanceof Map && it.props instanceof Map, 'Item maps');
-  for (const [k, v] of it.props) check(k !== '' && typeof v === 'string' && v === v.trim(), `GenericProperty ${JSON.stringify(k)}`);
-  for (const v of it.rasd.values()) check(v === v.trim(), 'untrimmed rasd value');
-  check(it.uuid === undefined || it.uuid === it.uuid.trim(), 'untrimmed uuid');
+  for (const [k, v] of it.props) check(k !== '' && typeof v === 'string' && v === xmlTrim(v), `GenericProperty ${JSON.stringify(k)}`);
+  for (const v of it.rasd.values()) check(v === xmlTrim(v), 'untrimmed rasd value');
+  check(it.uuid === undefined || it.uuid === xmlTrim(it.uuid), 'untrimmed uuid');
   it.bindings.forEach(checkItem);
 }
 
@@ -269,7 +271,7 @@ function carried(s: string): string {
   return out;
 }
 /** A text value as decoded: carried, then trimmed (decode.ts trims every text value). */
-const txt = (s: string) => carried(s).trim();
+const txt = (s: string) => xmlTrim(carried(s));
 /** An attribute value as decoded: carried, not trimmed (key, version, xsi:type). */
 const att = (s: string) => carried(s);
 
@@ -376,7 +378,7 @@ function expectedDecode(doc: LdmDocument, kind: DocumentKind): { doc: LdmDocumen
   };
   const section = (s: Section): Section => ({ type: att(s.type ?? 'ResourceAllocationSection_Type'), items: s.items.map(item) });
   const content = (c: Content): Content => {
-    const id = att(c.id).trim();
+    const id = xmlTrim(att(c.id));
     if (id === '') throw new ModelProblem(xmlMessages.contentWithoutId());
     return { id, type: att(c.type ?? 'VirtualSystem_Type'), sections: c.sections.map(section) };
   };
@@ -409,7 +411,7 @@ function expectedDecode(doc: LdmDocument, kind: DocumentKind): { doc: LdmDocumen
   };
   const rootName = kind === 'event' ? 'LDM_event' : 'LDM_interface';
   if (doc.root !== rootName) return { code: 'LDM_ERR_XML_STRUCTURE', message: xmlMessages.wrongRoot(doc.root, rootName) };
-  const version = att(doc.version).trim();
+  const version = xmlTrim(att(doc.version));
   if (version === '') return { code: 'LDM_ERR_XML_STRUCTURE', message: xmlMessages.missingVersion(rootName) };
   const overall = forRequest ? undefined : doc.response;
   if (doc.commands.length === 0 && !overall) return { code: 'LDM_ERR_XML_STRUCTURE', message: xmlMessages.noCommands(rootName) };

@@ -19,7 +19,7 @@ import { StateStore } from '../agent/model/store.ts';
 import type { LdmState } from '../agent/model/types.ts';
 import type { LdmDocument } from '../agent/xml/document.ts';
 import { LdmClient } from '../agent/xmpp/client.ts';
-import { AGENT_BIN } from './helpers/daemon.ts';
+import { AGENT_ARGS } from './helpers/daemon.ts';
 import { cpu, data, memory, request, variable } from './helpers/requests.ts';
 import { messages, ok } from './helpers/session.ts';
 
@@ -291,7 +291,7 @@ t.test('the daemon (bin/ldm-agent.js) on a damaged state exits non-zero naming t
     const file = fileOf(dir);
     writeFileSync(file, content(), { mode: 0o600 });
     const original = bytes(file);
-    const child = spawn(process.execPath, [AGENT_BIN, '--listen', '127.0.0.1:0', '--http', 'off', '--state', dir, '--certs', certs, '--hostname', 'test-host'], {
+    const child = spawn(process.execPath, [...AGENT_ARGS, '--listen', '127.0.0.1:0', '--http', 'off', '--state', dir, '--certs', certs, '--hostname', 'test-host'], {
       cwd: root,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

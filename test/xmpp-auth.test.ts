@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { ensureCerts, issueClientCert, trustCert } from '../agent/auth/certs.ts';
 import { ClientError, LdmClient } from '../agent/xmpp/client.ts';
 import { startTestAgent } from './helpers/agent.ts';
+import { AGENT_ARGS } from './helpers/daemon.ts';
 import { LIST_DOMAIN } from './helpers/raw.ts';
 
-const BIN = new URL('../bin/ldm-agent.js', import.meta.url).pathname;
 const agent = await startTestAgent(t, {
   users: [
     ['ops', 'write', 'ops-password-1'],
@@ -40,7 +40,7 @@ t.test('PLAIN login verifies the server certificate against our CA and reaches o
 
 t.test('EXTERNAL login with a certificate from `ldm-agent certs issue`', async (t) => {
   const out = join(agent.dir, 'alice-cert');
-  const r = spawnSync(process.execPath, [BIN, 'certs', 'issue', 'alice', '--out', out, '--certs', agent.certPaths.dir], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [...AGENT_ARGS, 'certs', 'issue', 'alice', '--out', out, '--certs', agent.certPaths.dir], { encoding: 'utf8' });
   t.equal(r.status, 0, r.stderr);
   const c = await connect({ kind: 'certificate' }, { cert: readFileSync(join(out, 'alice.pem'), 'utf8'), key: readFileSync(join(out, 'alice-key.pem'), 'utf8') });
   t.equal(c.jid, 'alice@test-host/ldm', 'the certificate CN names the user');

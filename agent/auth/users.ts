@@ -13,7 +13,9 @@
  * LDM_ERR_USERS_DAMAGED naming the file: it is never silently reset.
  *
  * Readers (`verify`, `role`, `list`) re-read the file when it changed on disk,
- * so `ldm-agent user add` takes effect in a running agent without a restart.
+ * so `ldm-agent user add` takes effect in a running agent without a restart;
+ * `watch` tells the daemon about a change as it happens, so that removals and
+ * role changes reach sessions already open.
  */
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
@@ -194,6 +196,9 @@ interface FileIdentity {
   mtimeMs: number;
 }
 
+const sameIdentity = (a: FileIdentity | null, b: FileIdentity | null) =>
+  a === b || (a !== null && b !== null && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs);
+
 export class UserStore {
   readonly stateDir: string;
   readonly file: string;
@@ -245,9 +250,57 @@ export class UserStore {
   async #refresh(): Promise<void> {
     const now = await this.#identity();
     const seen = this.#seen;
-    if (now === null && seen === null) return;
-    if (now && seen && now.ino === seen.ino && now.size === seen.size && now.mtimeMs === seen.mtimeMs) return;
+    if (sameIdentity(now, seen)) return;
     await this.#load();
+  }
+
+  /**
+   * Calls `onChange` after the file changed on disk (another process ran
+   * `ldm-agent user ...`, or an editor replaced the file by renaming a new one
+   * over it), once the new content is read. It looks every `intervalMs`: one
+   * stat, and a read only when the file's identity (inode, size, mtime)
+   * changed. Polling rather than fs.watch: a watch on the directory misses
+   * changes on some file systems and must be re-armed when the directory is
+   * replaced, while a stat every quarter second is cheap and sees every
+   * replacement. A version of the file that cannot be read or parsed is
+   * reported once through `onError`, and the users read before stay in force.
+   * Returns a function that stops watching.
+   */
+  watch(intervalMs: number, onChange: () => void, onError: (err: Error) => void): () => void {
+    // Apart from #seen: a login may re-read the file first, and the change must still be told.
+    let told = this.#seen;
+    let refused: FileIdentity | null | undefined;
+    let busy = false;
+    const look = async () => {
+      if (busy) return;
+      busy = true;
+      try {
+        const now = await this.#identity();
+        if (sameIdentity(now, told) || (refused !== undefined && sameIdentity(now, refused))) return;
+        try {
+          await this.#refresh();
+        } catch (err) {
+          refused = now;
+          onError(err as Error);
+          return;
+        }
+        refused = undefined;
+        told = this.#seen;
+        onChange();
+      } catch (err) {
+        onError(err as Error);
+      } finally {
+        busy = false;
+      }
+    };
+    const timer = setInterval(() => void look(), intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  /** The role of `name` as last read from the file, without looking at the file again. */
+  cachedRole(name: string): Role | null {
+    return this.#users.get(name)?.role ?? null;
   }
 
   async #save(): Promise<void> {

@@ -2,6 +2,7 @@
 import { loadConfig } from '../config.ts';
 import { startAgent } from '../daemon.ts';
 import { ErrorCodes, LdmError } from '../errors.ts';
+import { safeWriter } from '../log.ts';
 import { cliMessages, daemonMessages } from '../messages.ts';
 import { runCerts } from './certs.ts';
 import { runUser } from './user.ts';
@@ -25,19 +26,24 @@ function adminDirs(args: string[]): { rest: string[]; state: string; certs: stri
   return { rest, state, certs };
 }
 
+// Output whose reader went away (`ldm-agent | head`, a killed `cat`) is dropped: an
+// EPIPE on stdout or stderr must never end the agent (log.ts, safeWriter).
+const stdout = safeWriter(process.stdout);
+const stderr = safeWriter(process.stderr);
+
 async function daemon(argv: string[]): Promise<number> {
   const config = loadConfig(argv);
-  const agent = await startAgent(config, (line) => process.stdout.write(line + '\n'));
+  const agent = await startAgent(config, (line) => stdout(line + '\n'));
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
-      process.stdout.write(daemonMessages.stopping(signal) + '\n');
+      stdout(daemonMessages.stopping(signal) + '\n');
       resolve();
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
   await agent.stop();
-  process.stdout.write(daemonMessages.stopped() + '\n');
+  stdout(daemonMessages.stopped() + '\n');
   return 0;
 }
 
@@ -75,7 +81,7 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     const usage = err instanceof LdmError && err.code === ErrorCodes.USAGE;
-    process.stderr.write((usage ? `ldm-agent: ${(err as Error).message}\n${cliMessages.agentUsage()}` : daemonMessages.startFailed((err as Error).message)) + '\n');
+    stderr((usage ? `ldm-agent: ${(err as Error).message}\n${cliMessages.agentUsage()}` : daemonMessages.startFailed((err as Error).message)) + '\n');
     process.exitCode = usage ? 2 : 1;
   },
 );

@@ -1,8 +1,10 @@
 /**
  * `ldm-agent user add NAME --role read|write [--password-file F | -p F]`,
  * `ldm-agent user remove NAME`, `ldm-agent user list` (contract.md). They
- * edit STATE/users.json directly, so they work while the daemon is down (a
- * running daemon picks the change up on its next login).
+ * edit STATE/users.json directly, so they work while the daemon is down; a
+ * running daemon sees the change within a second and applies it to open
+ * sessions too (a removed user's sessions are closed, a new role applies to
+ * the next request).
  *
  * `args` are the words after `user`. Exit status: 0 done, 1 failed, 2 bad usage.
  * A password is never printed; it comes from a file only the owner can read,

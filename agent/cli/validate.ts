@@ -1,86 +1,62 @@
 /**
  * `ldm-agent validate FILE...`: structural checks (our decoder's rules, DOCTYPE
- * and limits included) and then schema validation with xmllint against
- * schemas/. Every problem is printed as `file:line: reason`.
+ * and limits included) and then validation against schemas/ in-process
+ * (agent/xml/schema.ts, libxml2 as WebAssembly, loaded only by this command).
+ * Every problem is printed as `file:line: reason`.
  */
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { ErrorCodes, LdmError } from '../errors.ts';
 import { cliMessages } from '../messages.ts';
-import type { RootName } from '../xml/document.ts';
+import { loadSchemas, type Schemas } from '../xml/schema.ts';
 import { checkStructure, type Problem } from '../xml/validate.ts';
-
-export const SCHEMA_DIR = fileURLToPath(new URL('../../schemas/', import.meta.url));
-
-export const SCHEMA_FOR: Record<RootName, string> = {
-  LDM_interface: `${SCHEMA_DIR}ldm-interface.xsd`,
-  LDM_event: `${SCHEMA_DIR}ldm-event.xsd`,
-};
-
-export interface SchemaResult {
-  /** False when xmllint is not installed. */
-  ran: boolean;
-  problems: Problem[];
-}
-
-/** Validate one file against a schema with xmllint; its messages become problems. */
-export function xmllintSchema(file: string, schema: string): SchemaResult {
-  const run = spawnSync('xmllint', ['--noout', '--nonet', '--schema', schema, file], { encoding: 'utf8' });
-  if (run.error) return { ran: false, problems: [] };
-  const problems: Problem[] = [];
-  for (const line of run.stderr.split('\n')) {
-    if (!line.startsWith(`${file}:`)) continue;
-    const m = /^:(\d+): (?:.*?(?:validity|parser) error : )?(.*)$/.exec(line.slice(file.length));
-    if (m) problems.push({ line: Number(m[1]), reason: m[2]!.trim() });
-  }
-  if (run.status !== 0 && problems.length === 0) {
-    problems.push({ line: 1, reason: run.stderr.trim().split('\n')[0] ?? `xmllint exited with ${run.status}` });
-  }
-  return { ran: true, problems };
-}
 
 export interface FileReport {
   file: string;
   problems: Problem[];
-  schemaChecked: boolean;
 }
 
-export function validateFile(file: string): FileReport {
-  let text: string;
+export function validateFile(file: string, schemas: Schemas): FileReport {
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch (err) {
-    return { file, schemaChecked: false, problems: [{ line: 0, reason: cliMessages.cannotRead((err as Error).message) }] };
+    return { file, problems: [{ line: 0, reason: cliMessages.cannotRead((err as Error).message) }] };
   }
-  const structure = checkStructure(text);
+  const structure = checkStructure(bytes.toString('utf8'));
   // The schema adds nothing useful about a document we could not even parse.
-  if (!structure.root) return { file, schemaChecked: false, problems: structure.problems };
-  const schema = xmllintSchema(file, SCHEMA_FOR[structure.root]);
-  const problems = [...structure.problems, ...schema.problems];
+  if (!structure.root) return { file, problems: structure.problems };
+  // The bytes, not our decoded text: libxml2 then honours the document's encoding declaration.
+  const problems = [...structure.problems, ...schemas.validate(structure.root, bytes)];
   problems.sort((a, b) => a.line - b.line);
-  return { file, schemaChecked: schema.ran, problems };
+  return { file, problems };
 }
 
-/** Runs the subcommand; returns the exit status. */
-export function runValidate(files: string[], out = process.stdout, err = process.stderr): number {
+/** Runs the subcommand; resolves to the exit status. */
+export async function runValidate(files: string[], out = process.stdout, err = process.stderr): Promise<number> {
   if (files.length === 0) {
     err.write(cliMessages.validateUsage() + '\n');
     return 2;
   }
+  let schemas: Schemas | undefined;
   let failed = 0;
-  let warnedNoXmllint = false;
-  for (const file of files) {
-    const report = validateFile(file);
-    if (!report.schemaChecked && report.problems.length === 0 && !warnedNoXmllint) {
-      err.write(cliMessages.noXmllint() + '\n');
-      warnedNoXmllint = true;
+  try {
+    schemas = await loadSchemas();
+    for (const file of files) {
+      const report = validateFile(file, schemas);
+      if (report.problems.length === 0) {
+        out.write(`${file}: valid\n`);
+        continue;
+      }
+      failed++;
+      for (const p of report.problems) err.write(`${file}:${p.line}: ${p.reason}\n`);
     }
-    if (report.problems.length === 0) {
-      out.write(`${file}: valid\n`);
-      continue;
-    }
-    failed++;
-    for (const p of report.problems) err.write(`${file}:${p.line}: ${p.reason}\n`);
+  } catch (e) {
+    // A schema that cannot be read or compiled: no verdict is possible for any file.
+    if (!(e instanceof LdmError && e.code === ErrorCodes.FILE)) throw e;
+    err.write(cliMessages.cannotCheck(e.message) + '\n');
+    return 1;
+  } finally {
+    schemas?.close();
   }
   return failed > 0 ? 1 : 0;
 }

@@ -11,7 +11,8 @@ import { ErrorCodes, LdmError } from '../errors.ts';
 import { hypervisorMessages as msg } from '../messages.ts';
 import type { BootOptions, Guest, GuestRuntime, GuestState, PageData, RunState, StateChange } from './hypervisor.ts';
 import { RUN_STATES } from './hypervisor.ts';
-import { GuestMemory, PAGE_SIZE, type ScrubReport } from './memory.ts';
+import type { BudgetAccount } from './budget.ts';
+import { CHUNK_PAGES, GuestMemory, PAGE_SIZE, type ScrubReport } from './memory.ts';
 import { Workload, WorkloadPacer, type WorkloadConfig, type WorkloadStats } from './workload.ts';
 import { checkWorkload } from './variables.ts';
 
@@ -22,6 +23,16 @@ export const MAX_READ_PAGES = 65536;
 export const stateChannel = diagnostics.channel('ldm:hypervisor:state');
 /** Published when a destroyed guest's scrub has finished: { guest, report: ScrubReport }. */
 export const scrubChannel = diagnostics.channel('ldm:hypervisor:scrub');
+
+/**
+ * Storage a workload's working set takes once filled: whole chunks from page 0 (the
+ * last one maybe short, at the end of guest memory). A `zero` fill allocates nothing.
+ */
+export function workingSetStorage(pages: number, workload: WorkloadConfig): number {
+  if (workload.fill === 'zero') return 0;
+  const wsPages = Math.min(pages, Math.ceil(workload.workingSet / PAGE_SIZE));
+  return Math.min(Math.ceil(wsPages / CHUNK_PAGES) * CHUNK_PAGES, pages) * PAGE_SIZE;
+}
 
 export class SimGuest implements Guest {
   readonly name: string;
@@ -40,11 +51,13 @@ export class SimGuest implements Guest {
     spec: { name: string; memoryBytes: number; workload: WorkloadConfig; seed: number },
     private readonly pacer: WorkloadPacer,
     private readonly onDestroyed: (guest: SimGuest) => void = () => {},
+    /** The guest's share of the hypervisor's memory budget, its working set already reserved; none: unlimited. */
+    readonly account?: BudgetAccount,
   ) {
     this.name = spec.name;
     this.memoryBytes = spec.memoryBytes;
     this.pages = spec.memoryBytes / PAGE_SIZE;
-    this.memory = new GuestMemory(this.pages);
+    this.memory = new GuestMemory(this.pages, account);
     this.workload = new Workload(this.memory, spec.workload, spec.seed);
   }
 
@@ -234,6 +247,8 @@ export class SimGuest implements Guest {
         throw new LdmError(ErrorCodes.GUEST_PAGE_RANGE, msg.pageLength(p.index, p.bytes.length, PAGE_SIZE));
       }
     }
+    // The storage the batch needs must fit the budget before any page is written.
+    if (this.account !== undefined) this.account.checkAllocate(this.memory.storageFor(pages));
     for (const p of pages) this.memory.write(p.index, p.bytes);
   }
 
@@ -280,6 +295,8 @@ export class SimGuest implements Guest {
     this.alive('change the workload of');
     const next = { ...this.workload.settings, ...workload };
     checkWorkload(next);
+    // A larger working set is reserved before the OS starts writing it, or refused.
+    this.account?.reserve(workingSetStorage(this.pages, next));
     this.workload.configure(next);
     this.pacer.update(this.workload);
   }

@@ -16,7 +16,7 @@
  *      └───────────────────────►  kmdb)   │                       │
  *      │   (incoming migration)          │ destroy()             │ destroy()
  *      └──────────── destroy() ──────────┴────────► destroyed ◄───┘
- *                                          (memory scrubbed, then freed)
+ *                                     (memory dropped, given back to the system)
  *
  *   runState while running: setRunState()
  *     openboot ──► solaris | kmdb   the OS boots: the working set is filled again
@@ -149,7 +149,10 @@ export interface Guest {
   /** Hex SHA-256 of the non-zero pages: see GuestMemory.digest for the exact definition. */
   digest(): Promise<string>;
 
-  /** Change the workload; takes effect at once (a larger working set is filled when the OS runs). */
+  /**
+   * Change the workload; takes effect at once (a larger working set is filled when the OS
+   * runs). A working set whose storage would pass the memory budget is refused (GUEST_MEMORY_BUDGET).
+   */
   setWorkload(workload: Partial<WorkloadConfig>): void;
   /** Auto-converge: the guest's vCPUs lose this fraction of their time (0 to 1); 0 = unthrottled. */
   setThrottle(fraction: number): void;
@@ -159,9 +162,9 @@ export interface Guest {
   whenFilled(): Promise<void>;
 
   /**
-   * -> destroyed: stop the workload, zero every page, free the storage; resolves after
-   * the scrub, when the guest's memory may return to the free pool. Calling it again
-   * returns the same promise.
+   * -> destroyed: stop the workload, drop every page and give the storage back to the
+   * system; resolves after the scrub, when the guest's memory is out of the process and
+   * its share of the memory budget free again. Calling it again returns the same promise.
    */
   destroy(): Promise<ScrubReport>;
 
@@ -171,8 +174,19 @@ export interface Guest {
 
 export interface Hypervisor {
   readonly pageSize: number;
-  /** A new guest in state `created`, all memory zero. */
+  /** Resident memory all guests together may hold (`limit`), and what they claim now (`used`), in bytes. */
+  readonly memoryBudget: { readonly limit: number; readonly used: number };
+  /**
+   * A new guest in state `created`, all memory zero. Its working set is reserved in the
+   * memory budget; refused (GUEST_MEMORY_BUDGET) when it would not fit.
+   */
   create(spec: GuestSpec): Guest;
+  /**
+   * Refuse (GUEST_MEMORY_BUDGET) a workload that would take the guests past the memory
+   * budget: for the existing guest `name` (its claim is replaced), or for a new guest
+   * of `memoryBytes`. Changes nothing; create() and setWorkload() decide the same way.
+   */
+  admitWorkload(name: string, memoryBytes: number, workload: WorkloadConfig): void;
   guest(name: string): Guest | undefined;
   /** Guests not yet fully destroyed, in creation order. */
   guests(): Guest[];

@@ -1,13 +1,24 @@
 /**
  * Guest memory: a nominal size in 8 KiB pages, stored sparsely, with a dirty page log.
  *
- * Storage. Pages live in chunks of 64 pages (512 KiB), each one zero-filled Buffer
- * allocated the first time one of its pages is written with something other than
+ * Storage. Pages live in chunks of 64 pages (512 KiB), each one zero-filled view
+ * handed out the first time one of its pages is written with something other than
  * zeros. A page whose chunk does not exist reads as zero, so a 16G guest that touches
  * 64M holds about 64M of chunks (plus two bitmaps of one bit per page, which the
  * kernel only backs where they are written). Chunks are kept in a Map keyed by chunk
  * number: nothing is allocated per page or per chunk up front, whatever the nominal
  * size (up to MAX_GUEST_PAGES).
+ *
+ * Slabs. Chunks are carved, in the order they are needed, from slabs of SLAB_BYTES:
+ * resizable ArrayBuffers, which V8 maps directly from the kernel (not through malloc)
+ * and whose pages the kernel backs only once written. Shrinking a slab to 0 hands its
+ * pages back to the kernel at once; plain Buffers would be freed by the collector,
+ * whenever it runs, into malloc's heap, which keeps them (glibc does not return freed
+ * 512K blocks once its mmap threshold has grown), so a destroyed 4G guest would stay in
+ * the agent's RSS. Views of a released slab have length 0: stale readers see nothing.
+ *
+ * Budget. Every chunk is charged to the guest's BudgetAccount (budget.ts) before it is
+ * allocated; a chunk the budget refuses is not allocated and the write fails.
  *
  * Zero pages. A page is "zero" when all its bytes are 0, whether it was never written
  * or written with zeros. Readers get a zero marker (null) instead of bytes for it; the
@@ -24,6 +35,7 @@
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { BudgetAccount } from './budget.ts';
 
 /** Bytes per page (the sun4v base page size). */
 export const PAGE_SIZE = 8192;
@@ -34,6 +46,12 @@ export const CHUNK_PAGES = 64;
 export const CHUNK_BYTES = CHUNK_PAGES * PAGE_SIZE;
 /** Largest guest: 2^31 pages (16 TiB), so page indexes fit an int32 and a Uint32Array. */
 export const MAX_GUEST_PAGES = 2 ** 31;
+/**
+ * Chunks are carved from slabs of this size (16 chunks). Small enough that releasing
+ * one (giving its pages back to the kernel) takes a millisecond or two; large enough
+ * that a 16G guest uses 2,048 mappings, far below the kernel's 65,530 per process.
+ */
+export const SLAB_BYTES = 8 * 2 ** 20;
 
 /** One page of zeros, to compare against (never written). */
 export const ZERO_PAGE: Buffer = Buffer.alloc(PAGE_SIZE);
@@ -47,14 +65,21 @@ function zeroAt(chunk: Buffer, off: number): boolean {
   return ZERO_PAGE.compare(chunk, off, off + PAGE_SIZE) === 0;
 }
 
+/** ES2024's resizable ArrayBuffer (Node 20 has it; the TypeScript lib here predates it). */
+interface Slab extends ArrayBuffer {
+  readonly resizable: boolean;
+  resize(byteLength: number): void;
+}
+const Slab = ArrayBuffer as unknown as new (byteLength: number, options: { maxByteLength: number }) => Slab;
+
 /** How long one synchronous slice of a long job (digest, scrub) may run before yielding. */
 const SLICE_MS = 4;
 
 /** What scrubbing guest memory did. */
 export interface ScrubReport {
-  /** Wall time from the start of the scrub to the last chunk freed (slices and yields included). */
+  /** Wall time from the start of the scrub to the last slab released (slices and yields included). */
   scrubMs: number;
-  /** Pages of real storage zeroed then freed (resident pages: chunks * 64, the last chunk maybe less). */
+  /** Pages of real storage dropped and given back to the kernel (resident pages: chunks * 64, the last chunk maybe less). */
   pages: number;
   /** The same in bytes. */
   bytes: number;
@@ -65,6 +90,9 @@ export class GuestMemory {
   readonly pages: number;
   private readonly chunks = new Map<number, Buffer>();
   private resident = 0;
+  /** Slabs the chunks are carved from; the last one has room from `slabUsed` on. */
+  private slabs: Slab[] = [];
+  private slabUsed = 0;
   /** One bit per page ever written since creation (or the last scrub). */
   private touched: Uint32Array;
   private touchedCount = 0;
@@ -74,7 +102,11 @@ export class GuestMemory {
   private summary: Uint32Array | null = null;
   private dirtyCount = 0;
 
-  constructor(pages: number) {
+  constructor(
+    pages: number,
+    /** Where chunks are charged (the hypervisor's memory budget); none: unlimited. */
+    private readonly account?: BudgetAccount,
+  ) {
     if (!Number.isSafeInteger(pages) || pages <= 0 || pages > MAX_GUEST_PAGES) {
       throw new RangeError(`guest memory of ${pages} pages: expected 1 to ${MAX_GUEST_PAGES}`);
     }
@@ -120,7 +152,8 @@ export class GuestMemory {
 
   /**
    * A live view of the page's storage, or null when its chunk does not exist (the page is
-   * zero). The view changes as the page is written and is zeroed by scrub(): copy it to keep it.
+   * zero). The view changes as the page is written and is empty (length 0) once scrub()
+   * has given the storage back: copy it to keep it.
    */
   view(index: number): Buffer | null {
     const chunk = this.chunks.get(Math.floor(index / CHUNK_PAGES));
@@ -130,27 +163,63 @@ export class GuestMemory {
   }
 
   /**
-   * The page's storage for writing in place (allocating its chunk), already counted as
-   * written: the caller must fill it before yielding to the event loop.
+   * The chunk holding page `index`, allocated if need be. Throws GUEST_MEMORY_BUDGET,
+   * with nothing changed, when a new chunk would pass the budget.
    */
-  writable(index: number): Buffer {
-    this.noteWrite(index);
+  private chunkFor(index: number): Buffer {
     const c = Math.floor(index / CHUNK_PAGES);
     let chunk = this.chunks.get(c);
     if (chunk === undefined) {
       const bytes = Math.min(CHUNK_PAGES, this.pages - c * CHUNK_PAGES) * PAGE_SIZE;
-      chunk = Buffer.alloc(bytes); // zero-filled (calloc): the kernel backs only what gets written
+      this.account?.allocate(bytes);
+      chunk = this.carve(bytes);
       this.chunks.set(c, chunk);
       this.resident += bytes;
     }
-    const off = (index % CHUNK_PAGES) * PAGE_SIZE;
-    return chunk.subarray(off, off + PAGE_SIZE);
+    return chunk;
   }
 
-  /** Write a page: `bytes` (PAGE_SIZE of them) or, for null, zeros. */
+  /** `bytes` of zeros from the current slab, or from a new one. */
+  private carve(bytes: number): Buffer {
+    let slab = this.slabs.at(-1);
+    if (slab === undefined || this.slabUsed + bytes > slab.byteLength) {
+      // No larger than the guest could ever use; zero-filled by the kernel, backed only once written.
+      const size = Math.min(SLAB_BYTES, this.pages * PAGE_SIZE);
+      slab = new Slab(size, { maxByteLength: size });
+      this.slabs.push(slab);
+      this.slabUsed = 0;
+    }
+    const chunk = Buffer.from(slab, this.slabUsed, bytes);
+    this.slabUsed += bytes;
+    return chunk;
+  }
+
+  /** Bytes of new chunks that writing these pages would allocate (zero pages allocate nothing). */
+  storageFor(pages: readonly { index: number; bytes: Uint8Array | null }[]): number {
+    let bytes = 0;
+    let seen: Set<number> | undefined;
+    for (const p of pages) {
+      if (p.bytes === null) continue;
+      const c = Math.floor(p.index / CHUNK_PAGES);
+      if (this.chunks.has(c) || seen?.has(c)) continue;
+      (seen ??= new Set()).add(c);
+      bytes += Math.min(CHUNK_PAGES, this.pages - c * CHUNK_PAGES) * PAGE_SIZE;
+    }
+    return bytes;
+  }
+
+  /**
+   * Write a page: `bytes` (PAGE_SIZE of them) or, for null, zeros. Copied into the chunk
+   * at an offset: on a resizable buffer, making a view per page costs more than the copy.
+   * Throws GUEST_MEMORY_BUDGET, with nothing written, when a new chunk would pass the budget.
+   */
   write(index: number, bytes: Uint8Array | null): void {
     if (bytes === null) this.zero(index);
-    else this.writable(index).set(bytes);
+    else {
+      const chunk = this.chunkFor(index);
+      this.noteWrite(index);
+      chunk.set(bytes, (index % CHUNK_PAGES) * PAGE_SIZE);
+    }
   }
 
   /** Write zeros into a page; allocates nothing when its chunk does not exist. */
@@ -302,30 +371,34 @@ export class GuestMemory {
   }
 
   /**
-   * Zero every allocated page, then free it (drop the chunk, which the collector returns
-   * to the system), in slices of a few milliseconds; the memory is empty afterwards (all
-   * pages read as zero, no touched pages, dirty log disabled).
+   * Drop every allocated page and give its storage back to the kernel (each slab shrunk
+   * to 0: the kernel takes the pages, and zeroes them before any other use, so no byte
+   * of the guest survives it), in slices of a few milliseconds; the memory is empty
+   * afterwards (all pages read as zero, no touched pages, dirty log disabled) and its
+   * budget account claims nothing. Zeroing the pages first would only make the kernel
+   * back the untouched parts of each chunk before discarding them.
    */
   async scrub(): Promise<ScrubReport> {
     const start = performance.now();
-    let bytes = 0;
-    const keys = [...this.chunks.keys()].sort((a, b) => a - b);
+    const bytes = this.resident;
+    const slabs = this.slabs;
+    // From here on every page reads as zero; stale views of the chunks read nothing once their slab is released.
+    this.chunks.clear();
+    this.resident = 0;
+    this.slabs = [];
+    this.slabUsed = 0;
+    this.touched = new Uint32Array(this.touched.length);
+    this.touchedCount = 0;
+    this.disableDirtyLog();
     let sliceStart = start;
-    for (const c of keys) {
-      const chunk = this.chunks.get(c);
-      if (chunk === undefined) continue;
-      chunk.fill(0);
-      this.chunks.delete(c);
-      this.resident -= chunk.length;
-      bytes += chunk.length;
+    for (const slab of slabs) {
+      if (slab.resizable) slab.resize(0);
       if (performance.now() - sliceStart >= SLICE_MS) {
         await yieldToLoop();
         sliceStart = performance.now();
       }
     }
-    this.touched = new Uint32Array(this.touched.length);
-    this.touchedCount = 0;
-    this.disableDirtyLog();
+    this.account?.releaseAll();
     return { scrubMs: performance.now() - start, pages: bytes / PAGE_SIZE, bytes };
   }
 }

@@ -7,37 +7,56 @@ import { objectMessages, refusalMessages } from '../messages.ts';
 import { PRIMARY, type DomainConstraints, type DomainProps, type Ldm } from '../model/ldm.ts';
 import { formatSize } from '../model/sizes.ts';
 import { optionTokens, type Command, type Data } from '../xml/document.ts';
-import { boolean, contents, domainOf, integer, items, ObjectError, prop, required, size, theItem, units } from './objects.ts';
+import { boolean, contents, domainOf, firstItem, integer, items, ObjectError, prop, rasd, required, size, theItem, units, unread, uuidOf } from './objects.ts';
 
 /** What a handler of one object returns: nothing, or a warning for the 3.6 second response. */
 export type ObjectResult = void | string | undefined;
 export type ObjectHandler = (data: Data, cmd: Command) => Promise<ObjectResult>;
 
+/**
+ * A domain's properties from its ldom_info item (agent/model/properties.ts
+ * lists them). The uuid comes as the 3.x `<uuid>` element or as a property;
+ * the MAC address as rasd:Address or as `mac-addr` (the CLI's name).
+ */
 const props = (data: Data): DomainProps => {
-  const info = items(data, 'ldom_info')[0];
+  const info = firstItem(data, 'ldom_info');
   if (!info) return {};
+  const element = uuidOf(info);
+  const property = prop(info, 'uuid');
+  if (element !== undefined && property !== undefined && element.toLowerCase() !== property.toLowerCase()) {
+    throw new ObjectError(objectMessages.uuidConflict(element, property));
+  }
   return {
+    uuid: element ?? property,
     failurePolicy: prop(info, 'failure-policy'),
     master: prop(info, 'master'),
     hostid: prop(info, 'hostid'),
-    mac: info.rasd.get('Address') ?? prop(info, 'mac-addr'),
+    mac: rasd(info, 'Address') ?? prop(info, 'mac-addr'),
     cpuArch: prop(info, 'cpu-arch'),
     perfCounters: prop(info, 'perf-counters'),
+    extendedMapinSpace: prop(info, 'extended-mapin-space'),
+    rcAddPolicy: prop(info, 'rc-add-policy'),
+    bootPolicy: prop(info, 'boot-policy'),
+    shutdownGroup: prop(info, 'shutdown-group'),
+    maxCores: prop(info, 'max-cores'),
   };
 };
 
 /** The constraints an add-domain object carries besides ldom_info (list-constraints' own shape). */
 function constraints(data: Data): DomainConstraints {
   const c: DomainConstraints = {};
-  const cpu = items(data, 'cpu')[0];
+  const cpu = firstItem(data, 'cpu');
   if (cpu) {
     const wcore = integer(cpu, 'wcore', prop(cpu, 'wcore'), 0);
-    if (wcore) c.wholeCores = wcore;
-    else c.vcpus = units(cpu);
+    if (wcore) {
+      // With whole cores, the strand count listings give beside them follows from the cores: read, not used.
+      rasd(cpu, 'AllocationUnits');
+      c.wholeCores = wcore;
+    } else c.vcpus = units(cpu);
   }
-  const mem = items(data, 'memory')[0];
+  const mem = firstItem(data, 'memory');
   if (mem) c.memory = size(mem);
-  const mau = items(data, 'mau')[0];
+  const mau = firstItem(data, 'mau');
   if (mau) c.mau = units(mau);
   c.io = items(data, 'physio_device').map((i) => required(i, 'name'));
   c.vdisks = items(data, 'disk').map((i) => ({
@@ -51,7 +70,7 @@ function constraints(data: Data): DomainConstraints {
     return { ...o, service: o.service! };
   });
   c.variables = items(data, 'var').map((i) => [required(i, 'name'), prop(i, 'value') ?? '']);
-  const cons = items(data, 'console')[0];
+  const cons = firstItem(data, 'console');
   if (cons) c.console = consoleOptions(cons);
   return c;
 }
@@ -60,7 +79,7 @@ function vnetOptions(i: ReturnType<typeof theItem>, needService: boolean) {
   return {
     name: required(i, 'vnet_name'),
     service: needService ? required(i, 'service_name') : prop(i, 'service_name'),
-    mac: i.rasd.get('Address') ?? prop(i, 'mac-addr'),
+    mac: rasd(i, 'Address') ?? prop(i, 'mac-addr'),
     pvid: integer(i, 'pvid', prop(i, 'pvid'), 1),
     vid: prop(i, 'vid'),
     mode: prop(i, 'mode'),
@@ -80,7 +99,7 @@ function consoleOptions(i: ReturnType<typeof theItem>) {
 function vswOptions(i: ReturnType<typeof theItem>) {
   const mtu = integer(i, 'mtu', prop(i, 'mtu'), 576);
   return {
-    mac: i.rasd.get('Address') ?? prop(i, 'mac-addr'),
+    mac: rasd(i, 'Address') ?? prop(i, 'mac-addr'),
     netDev: prop(i, 'dev_path') ?? prop(i, 'net-dev'),
     mode: prop(i, 'mode'),
     pvid: integer(i, 'pvid', prop(i, 'pvid'), 1),
@@ -89,6 +108,35 @@ function vswOptions(i: ReturnType<typeof theItem>) {
     linkprop: prop(i, 'linkprop'),
     interVnetLink: prop(i, 'inter_vnet_link'),
   };
+}
+
+/**
+ * `-n COUNT` or `-n max` of create-vf and destroy-vf (ldm(1M)'s spelling, in
+ * <options>); undefined without it. Any other option is refused by name.
+ */
+function vfCount(action: string, cmd: Command): number | 'max' | undefined {
+  const tokens = optionTokens(cmd);
+  let count: number | 'max' | undefined;
+  for (let i = 0; i < tokens.length; i++) {
+    if (tokens[i] !== '-n') throw new ObjectError(objectMessages.unknownOption(action, tokens[i]!));
+    const value = tokens[++i] ?? '';
+    if (value === 'max') count = 'max';
+    else if (/^[1-9]\d{0,5}$/.test(value)) count = Number(value);
+    else throw new ObjectError(objectMessages.badCount(action, value));
+  }
+  return count;
+}
+
+/**
+ * The properties a physio_device item sets (set-io, create-vf): every
+ * GenericProperty but the ones naming the device, and rasd:Address as the
+ * VF's mac-addr. The model refuses a key it does not know, by name.
+ */
+function ioSettings(i: ReturnType<typeof theItem>, naming: readonly string[]): [string, string][] {
+  const settings: [string, string][] = [...i.props.keys()].filter((k) => !naming.includes(k)).map((k) => [k, prop(i, k)!]);
+  const address = rasd(i, 'Address');
+  if (address !== undefined) settings.push(['mac-addr', address]);
+  return settings;
 }
 
 const defined = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
@@ -102,6 +150,7 @@ export function objectHandlers(ldm: Ldm): Record<string, ObjectHandler> {
     if (kind === 'mau') return void (await ldm.setMau(name, action, units(theItem(data, 'mau'))));
     const cpu = theItem(data, 'cpu');
     const wcore = integer(cpu, 'wcore', prop(cpu, 'wcore'), 0);
+    if (wcore) rasd(cpu, 'AllocationUnits'); // the strands of the cores, as in c.wholeCores above
     await ldm.setVcpus(name, action, wcore ? wcore : units(cpu), wcore !== undefined && wcore > 0);
   };
   const memory = (action: 'add' | 'set' | 'remove'): ObjectHandler => async (data) => {
@@ -124,8 +173,10 @@ export function objectHandlers(ldm: Ldm): Record<string, ObjectHandler> {
     return r.delayed ? objectMessages.delayedReconf(PRIMARY) : undefined;
   };
   const spconfigName = (data: Data) => required(theItem(data, 'spconfig'), 'spconfig_name');
+  /** The device a physio_device item of create-vf/destroy-vf names: `iov_pf_name` (the guide's key for the physical function) or `name`. */
+  const functionName = (i: ReturnType<typeof theItem>) => prop(i, 'iov_pf_name') ?? required(i, 'name');
 
-  return {
+  const handlers: Record<string, ObjectHandler> = {
     'add-domain': async (data) => {
       if (contents(data).length === 0) throw new ObjectError(objectMessages.noDomain());
       const one = (c: ReturnType<typeof contents>[number]): Data => ({ ...data, envelope: { contents: [c], sections: [] } });
@@ -210,5 +261,33 @@ export function objectHandlers(ldm: Ldm): Record<string, ObjectHandler> {
       if (what === 'memdr') throw new ObjectError(objectMessages.noMemdr(name));
       throw new ObjectError(objectMessages.cancelWhat(what));
     },
+    // SR-IOV (3.2 examples): the device is named in a physio_device item, in a Section or a Content.
+    'set-io': async (data) => {
+      const i = theItem(data, 'physio_device');
+      await ldm.setIoProps(required(i, 'name'), ioSettings(i, ['name']));
+    },
+    'create-vf': async (data, cmd) => {
+      const count = vfCount('create-vf', cmd) ?? 1;
+      const i = theItem(data, 'physio_device');
+      const created = await ldm.createVf(functionName(i), count, ioSettings(i, ['name', 'iov_pf_name']));
+      // The new names are otherwise only in list-io: the client is told them, as ldm(1M) prints them.
+      return objectMessages.vfsCreated(created);
+    },
+    'destroy-vf': async (data, cmd) => {
+      const count = vfCount('destroy-vf', cmd);
+      const destroyed = await ldm.destroyVf(functionName(theItem(data, 'physio_device')), count);
+      return objectMessages.vfsDestroyed(destroyed);
+    },
   };
+
+  // What a handler did not read of its object is warned about, never dropped in silence.
+  return Object.fromEntries(
+    Object.entries(handlers).map(([action, handler]) => [
+      action,
+      async (data: Data, cmd: Command) => {
+        const note = await handler(data, cmd);
+        return [...(note ? [note] : []), ...unread(data, action)].join('; ') || undefined;
+      },
+    ]),
+  );
 }

@@ -6,10 +6,11 @@
  */
 import { refusalMessages } from '../messages.ts';
 import { coreOf, freeMemory, freeStrands } from '../model/allocate.ts';
+import { ioRows } from '../model/iov.ts';
 import { FACTORY_DEFAULT, PRIMARY, type Ldm } from '../model/ldm.ts';
 import { formatSize } from '../model/sizes.ts';
 import type { DomainConfig } from '../model/types.ts';
-import { failure, item, success, type Command, type Content, type Item, type Section } from '../xml/document.ts';
+import { failure, item, success, type Content, type Data, type Item, type Section } from '../xml/document.ts';
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 const section = (items: Item[]): Section => ({ type: 'ResourceAllocationSection_Type', items });
@@ -28,11 +29,17 @@ function ldomInfo(ldm: Ldm, d: DomainConfig, withState: boolean): Item {
     const soft = d.state !== 'active' ? undefined : d.name === PRIMARY ? 'solaris' : ldm.guestStatus(d.name);
     if (soft) props['softstate'] = SOFTSTATE[soft] ?? soft;
   }
+  // Every property add-domain takes (agent/model/properties.ts), so that list-constraints output recreates the domain.
   props['hostid'] = d.hostid;
-  props['failure-policy'] = d.failurePolicy;
   if (d.master.length > 0) props['master'] = d.master.join(',');
+  props['failure-policy'] = d.failurePolicy;
+  props['extended-mapin-space'] = d.extendedMapinSpace;
   props['cpu-arch'] = d.cpuArch;
+  props['rc-add-policy'] = d.rcAddPolicy;
   props['perf-counters'] = d.perfCounters;
+  props['boot-policy'] = d.bootPolicy;
+  props['shutdown-group'] = String(d.shutdownGroup);
+  props['max-cores'] = d.maxCores;
   return { ...item('ldom_info', props, { Address: d.mac }), uuid: d.uuid };
 }
 
@@ -188,11 +195,29 @@ const listSpconfig: Listing = (ldm) => {
   };
 };
 
+/**
+ * list-io (3.5): one physio_device item per bus, endpoint, physical and
+ * virtual function, with `ldm list-io`'s columns as properties (name, type
+ * BUS/PCIE/PF/VF, bus, domain, status) and, for functions, their class and
+ * settings. Buses are named by pseudonym (pci_0), their device path in `path`.
+ */
+const listIo: Listing = (ldm) => ({
+  contents: [],
+  sections: [
+    section(
+      ioRows(ldm.machine, ldm.snapshot).map((r) =>
+        item('physio_device', { name: r.name, type: r.type, bus: r.bus, domain: r.domain, status: r.status, ...(r.path ? { path: r.path } : {}), ...Object.fromEntries(r.props) }),
+      ),
+    ),
+  ],
+});
+
 const LISTINGS: Record<string, Listing> = {
   'list-domain': listDomain,
   'list-bindings': listBindings,
   'list-constraints': listConstraints,
   'list-devices': listDevices,
+  'list-io': listIo,
   'list-services': listServices,
   'list-variable': listVariables,
   'list-spconfig': listSpconfig,
@@ -201,31 +226,24 @@ const LISTINGS: Record<string, Listing> = {
 export const LISTING_ACTIONS = Object.keys(LISTINGS);
 
 /** Listings of the whole machine: a Content in the request names nothing for them. */
-const MACHINE_WIDE = new Set(['list-devices', 'list-spconfig']);
+const MACHINE_WIDE = new Set(['list-devices', 'list-spconfig', 'list-io']);
 
 /**
- * Answer a listing: one object with the whole listing (or the domains the
- * request names). An object that is malformed or names a domain that does not
- * exist fails, echoed; then nothing is listed.
+ * Answer one object of a listing (protocol.md section 3: each <data> gets its
+ * own <data> back). The object lists the domains its Contents name, or every
+ * domain when it names none. A name that does not exist fails the object with
+ * a message naming it; the domains that do exist are still listed.
  */
-export function runListing(ldm: Ldm, cmd: Command): void {
-  const listing = LISTINGS[cmd.action!]!;
-  const named: string[] = [];
-  let failed = false;
-  for (const d of cmd.data) {
-    if (d.problem) {
-      failed = true;
-      continue;
-    }
-    const ids = MACHINE_WIDE.has(cmd.action!) ? [] : (d.envelope?.contents.map((c) => c.id) ?? []);
-    const unknown = ids.filter((n) => !ldm.domain(n));
-    if (unknown.length > 0) {
-      d.response = failure(...unknown.map(refusalMessages.noSuchDomain));
-      failed = true;
-    }
-    named.push(...ids);
+export function runListing(ldm: Ldm, action: string, data: Data): void {
+  const listing = LISTINGS[action]!;
+  const ids = MACHINE_WIDE.has(action) ? [] : [...new Set(data.envelope?.contents.map((c) => c.id) ?? [])];
+  const unknown = ids.filter((n) => !ldm.domain(n));
+  const known = ids.filter((n) => ldm.domain(n));
+  if (ids.length > 0 && known.length === 0) {
+    // Nothing to list: the object is echoed as asked, with its failure.
+    data.response = failure(...unknown.map(refusalMessages.noSuchDomain));
+    return;
   }
-  if (failed) return;
-  const domains = named.length > 0 ? [...new Set(named)].map((n) => ldm.domain(n)!) : ldm.snapshot.domains;
-  cmd.data = [{ version: '3.0', envelope: listing(ldm, domains), response: success() }];
+  data.envelope = listing(ldm, ids.length > 0 ? known.map((n) => ldm.domain(n)!) : ldm.snapshot.domains);
+  data.response = unknown.length > 0 ? failure(...unknown.map(refusalMessages.noSuchDomain)) : success();
 }

@@ -9,8 +9,8 @@ import type { EventClass } from '../events/bus.ts';
 import type { Logger } from '../log.ts';
 import { authMessages, managerMessages, objectMessages } from '../messages.ts';
 import { ModelError, type Ldm } from '../model/ldm.ts';
-import { failure, optionTokens, success, type Command, type LdmDocument } from '../xml/document.ts';
-import { completeResponse } from '../xml/respond.ts';
+import { approximateSize, failure, optionTokens, success, type Command, type LdmDocument } from '../xml/document.ts';
+import { completeResponse, overallFailure } from '../xml/respond.ts';
 import { REGISTRATIONS } from './actions.ts';
 import { objectHandlers, type ObjectHandler } from './handlers.ts';
 import { LISTING_ACTIONS, runListing } from './listing.ts';
@@ -30,29 +30,62 @@ export interface Session {
   events: Set<EventClass>;
 }
 
+/** Bounds on the work one request document may ask for (README: limits). */
+export interface ManagerLimits {
+  /** <cmd> elements per document. */
+  maxCommands: number;
+  /** <data> objects per document, all commands together. */
+  maxObjects: number;
+  /** Listing output per response, estimated before it is encoded. */
+  maxResponseBytes: number;
+}
+
+export const DEFAULT_MANAGER_LIMITS: ManagerLimits = { maxCommands: 256, maxObjects: 1024, maxResponseBytes: 16 * 1024 * 1024 };
+
 export interface ManagerDeps {
   ldm: Ldm;
   log: Logger;
+  limits?: Partial<ManagerLimits>;
 }
 
 type Handler = (cmd: Command, session: Session) => void | Promise<void>;
 
-/** Actions of protocol.md section 4 this platform does not have (Netra data plane channels). */
-const UNSUPPORTED = ['add-vdpcc', 'remove-vdpcc', 'add-vdpcs', 'remove-vdpcs'];
+/**
+ * Let other connections' work run between two commands or two listed
+ * objects, so one long document never holds the event loop for long.
+ */
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Known actions the simulated platforms do not have: the Netra data plane
+ * channels (protocol.md section 4), and later releases' virtual SAN and HBA,
+ * VM API, resource group, dependency and network-statistics actions
+ * (the 3.4 and 3.5 guides' names), which the agent does not model.
+ */
+const UNSUPPORTED = [
+  'add-vdpcc', 'remove-vdpcc', 'add-vdpcs', 'remove-vdpcs',
+  'add-vhba', 'set-vhba', 'remove-vhba', 'rescan-vhba', 'list-hba',
+  'add-vsan', 'remove-vsan',
+  'list-vmapi', 'set-vmapi', 'remove-vmapi',
+  'list-rsrc-group', 'list-dependencies', 'list-netdev', 'list-netstat',
+];
 
 export class Manager {
   private readonly handlers = new Map<string, Handler>();
   private readonly log: Logger;
+  private readonly limits: ManagerLimits;
+  private readonly ldm: Ldm;
 
   constructor(deps: ManagerDeps) {
     this.log = deps.log.child('manager');
+    this.ldm = deps.ldm;
+    this.limits = { ...DEFAULT_MANAGER_LIMITS, ...deps.limits };
     for (const [action, reg] of Object.entries(REGISTRATIONS)) {
       // The objects need no answer of their own: completeResponse answers them with success.
       this.handlers.set(action, (_cmd, session) => {
         for (const c of reg!.classes) reg!.register ? session.events.add(c) : session.events.delete(c);
       });
     }
-    for (const action of LISTING_ACTIONS) this.handlers.set(action, (cmd) => runListing(deps.ldm, cmd));
     for (const [action, handler] of Object.entries(objectHandlers(deps.ldm))) this.handlers.set(action, this.perObject(action, handler));
     // remove-domain -a names no domain: it removes every one but the primary.
     const removeOne = this.handlers.get('remove-domain')!;
@@ -95,13 +128,27 @@ export class Manager {
     }
   }
 
-  /** Run every command of a decoded request; returns the request turned into its response. */
+  /**
+   * Run every command of a decoded request, in order; returns the request
+   * turned into its response. A document over the limits is refused whole,
+   * before anything in it is carried out.
+   */
   async execute(doc: LdmDocument, session: Session): Promise<LdmDocument> {
-    for (const cmd of doc.commands) {
+    const { maxCommands, maxObjects } = this.limits;
+    if (doc.commands.length > maxCommands) return overallFailure(managerMessages.tooManyCommands(doc.commands.length, maxCommands), doc.version);
+    const objects = doc.commands.reduce((n, c) => n + c.data.length, 0);
+    if (objects > maxObjects) return overallFailure(managerMessages.tooManyObjects(objects, maxObjects), doc.version);
+    const budget = { left: this.limits.maxResponseBytes };
+    for (const [index, cmd] of doc.commands.entries()) {
+      if (index > 0) await yieldToLoop();
       if (cmd.problem || cmd.action === null) continue;
       const { principal } = session;
       if (!roleAllows(principal.role, cmd.action)) {
         cmd.problem = authMessages.actionRefused(principal.name, principal.role, cmd.action);
+        continue;
+      }
+      if (LISTING_ACTIONS.includes(cmd.action)) {
+        await this.list(cmd, budget);
         continue;
       }
       const handler = this.handlers.get(cmd.action);
@@ -113,5 +160,28 @@ export class Manager {
     }
     return completeResponse(doc);
   }
-}
 
+  /**
+   * A listing: each object answered on its own. Listings are what makes a
+   * response large (a request is echoed, at most its own size), so they draw
+   * on the response's byte budget; once it is spent the objects that remain
+   * fail instead of being listed.
+   */
+  private async list(cmd: Command, budget: { left: number }): Promise<void> {
+    if (cmd.data.length === 0) cmd.data.push({ version: '3.0' });
+    for (const [index, data] of cmd.data.entries()) {
+      if (index > 0) await yieldToLoop();
+      if (data.problem) continue;
+      if (budget.left <= 0) {
+        data.response = failure(managerMessages.responseTooLarge(this.limits.maxResponseBytes));
+        continue;
+      }
+      runListing(this.ldm, cmd.action!, data);
+      budget.left -= data.envelope ? approximateSize(data.envelope) : 0;
+      if (budget.left < 0) {
+        delete data.envelope;
+        data.response = failure(managerMessages.responseTooLarge(this.limits.maxResponseBytes));
+      }
+    }
+  }
+}

@@ -10,7 +10,8 @@
  */
 import { createHash } from 'node:crypto';
 import { ErrorCodes, LdmError } from '../errors.ts';
-import { refusalMessages as m } from '../messages.ts';
+import { createLogger, type Logger } from '../log.ts';
+import { modelMessages, refusalMessages as m } from '../messages.ts';
 import {
   AllocationError,
   allocateConsole,
@@ -26,8 +27,12 @@ import {
   roundMemory,
   type AllocationFailure,
 } from './allocate.ts';
+import { AUTO_MAC_COUNT, MAX_AMOUNT, MAX_DEVICES_PER_DOMAIN, MAX_VARIABLE_NAME_BYTES, MAX_VARIABLE_VALUE_BYTES, MAX_VARIABLES_PER_DOMAIN } from './limits.ts';
 import type { MachineSpec } from './machine.ts';
 import { formatSize } from './sizes.ts';
+import { applyIoProps, applyRcAddPolicy, assignable, checkRemovable, createVfs, destroyVfs, findIo, settableKeys, vfMacs, type MacSource } from './iov.ts';
+import { applyProps, canonicalMac, checkMaxCores, defaultProps, hostidValue, upgradeDomain, type DomainProps } from './properties.ts';
+import { ModelError, refuse } from './refusal.ts';
 import type { StateStore } from './store.ts';
 import type { CpuArch, DomainConfig, FailurePolicy, LdmState, SpConfig, VccConfig, VdsConfig, VswConfig } from './types.ts';
 
@@ -35,16 +40,7 @@ export const PRIMARY = 'primary';
 export const FACTORY_DEFAULT = 'factory-default';
 
 /** A refusal: the change is not made; the text is what the client reads. */
-export class ModelError extends LdmError {
-  constructor(message: string) {
-    super(ErrorCodes.REFUSED, message);
-    this.name = 'ModelError';
-  }
-}
-
-const refuse = (message: string): never => {
-  throw new ModelError(message);
-};
+export { ModelError };
 
 /** What a change records besides the new state: events to announce and work to do once it is saved. */
 interface Transaction {
@@ -75,19 +71,11 @@ export interface GuestHost {
 }
 
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_.+-]{0,63}$/;
-const FAILURE_POLICIES: readonly FailurePolicy[] = ['ignore', 'panic', 'reset', 'stop'];
-const CPU_ARCHS: readonly CpuArch[] = ['native', 'generic', 'migration-class1'];
 /** Oracle's range for automatically assigned MAC addresses. */
 const MAC_PREFIX = [0x00, 0x14, 0x4f, 0xf8];
 
-export interface DomainProps {
-  failurePolicy?: string;
-  master?: string;
-  hostid?: string;
-  mac?: string;
-  cpuArch?: string;
-  perfCounters?: string;
-}
+/** A domain's own properties (ldom_info): agent/model/properties.ts. */
+export type { DomainProps };
 
 /** Constraints given with add-domain (the shape list-constraints prints). */
 export interface DomainConstraints {
@@ -121,12 +109,18 @@ export class Ldm {
    * primary domain as the machine describes it. Domains that were active when
    * the agent stopped are restarted (announced as `domain-reset`).
    */
-  static async open(machine: MachineSpec, store: StateStore, emit: (ev: ModelEvent) => void, guests: GuestHost): Promise<Ldm> {
+  static async open(
+    machine: MachineSpec,
+    store: StateStore,
+    emit: (ev: ModelEvent) => void,
+    guests: GuestHost,
+    log: Logger = createLogger().child('model'),
+  ): Promise<Ldm> {
     const saved = await store.load();
-    const state = saved ?? initialState(machine);
+    const state = saved ? upgradeState(saved) : initialState(machine);
     if (!saved) await store.save(state);
     const ldm = new Ldm(machine, state, store, emit, guests);
-    if (saved) await ldm.applyDelayedReconf();
+    if (saved) await ldm.applyDelayedReconf(log);
     for (const d of state.domains) {
       if (d.state === 'active' && d.name !== PRIMARY) {
         await guests.start(d);
@@ -177,8 +171,9 @@ export class Ldm {
       const draft = structuredClone(this.state);
       const tx: Transaction = { events: [], after: [] };
       const result = change(draft, tx.events, tx);
+      const text = this.encode(draft);
       try {
-        await this.store.save(draft);
+        await this.store.save(draft, text);
       } catch (err) {
         await this.rollBack();
         throw err;
@@ -190,6 +185,16 @@ export class Ldm {
     });
     this.queue = run.catch(() => {});
     return run;
+  }
+
+  /** The store's check of a new state, as a refusal: a state the loader would reject is never written. */
+  private encode(draft: LdmState): string {
+    try {
+      return this.store.encode(draft);
+    } catch (err) {
+      if (err instanceof LdmError && (err.code === ErrorCodes.STATE_INVALID || err.code === ErrorCodes.STATE_TOO_LARGE)) refuse(err.message);
+      throw err;
+    }
   }
 
   /**
@@ -261,25 +266,35 @@ export class Ldm {
   /** Several domains in one change (one object naming several): all of them or none. */
   addDomains(list: { name: string; props?: DomainProps; constraints?: DomainConstraints }[]): Promise<void> {
     return this.change((s, events) => {
-      for (const { name, props = {}, constraints = {} } of list) this.addOne(s, events, name, props, constraints);
+      // Refused before any work: one request's work is bounded by the machine's limit.
+      const total = s.domains.length + list.length;
+      if (total > this.machine.maxDomains) refuse(m.tooManyDomains(this.machine.maxDomains, total));
+      const taken = { names: new Set(s.domains.map((d) => d.name)), hostids: new Set(s.domains.map((d) => hostidValue(d.hostid))) };
+      for (const { name, props = {}, constraints = {} } of list) this.addOne(s, events, taken, name, props, constraints);
     });
   }
 
-  private addOne(s: LdmState, events: ModelEvent[], name: string, props: DomainProps, constraints: DomainConstraints): void {
+  /** One domain of add-domain; `taken`: the draft's domain names and host id values (sets, so a request of many domains stays linear). */
+  private addOne(
+    s: LdmState,
+    events: ModelEvent[],
+    taken: { names: Set<string>; hostids: Set<number> },
+    name: string,
+    props: DomainProps,
+    constraints: DomainConstraints,
+  ): void {
     {
       if (!NAME_RE.test(name)) refuse(m.invalidName(name));
-      if (s.domains.some((d) => d.name === name)) refuse(m.domainExists(name));
+      if (taken.names.has(name)) refuse(m.domainExists(name));
       Ldm.checkReconf(s, name);
       const d: DomainConfig = {
         name,
         uuid: nextUuid(s, this.machine, name),
-        hostid: nextHostid(s),
-        mac: nextMac(s),
+        hostid: nextHostid(s, taken.hostids),
+        // A MAC address given with the domain is set by applyProps: none of the automatic ones is taken for it.
+        mac: props.mac ? '' : nextMac(s),
         state: 'inactive',
-        failurePolicy: 'ignore',
-        master: [],
-        cpuArch: 'native',
-        perfCounters: 'global',
+        ...defaultProps(false),
         vcpus: 0,
         wholeCores: 0,
         memory: 0,
@@ -289,10 +304,11 @@ export class Ldm {
         vnets: [],
         console: {},
         variables: [],
-        nextDeviceId: 0,
       };
-      applyProps(s, d, props);
+      applyProps(s, d, props, this.machine, true, (mac) => checkMac(s, mac));
       s.domains.push(d);
+      taken.names.add(name);
+      taken.hostids.add(hostidValue(d.hostid));
       applyConstraints(s, d, constraints, this.machine);
       this.checkGuest(d);
       events.push({ class: 'domain', action: 'add-domain', domain: name });
@@ -303,10 +319,14 @@ export class Ldm {
     return this.change((s, events) => {
       const d = Ldm.find(s, name);
       Ldm.checkReconf(s, name);
-      for (const [key, value] of [['hostid', props.hostid], ['mac-addr', props.mac], ['cpu-arch', props.cpuArch]] as const) {
-        if (value !== undefined && d.state !== 'inactive') refuse(m.onlyWhenInactive(name, key, d.state));
-      }
-      applyProps(s, d, props);
+      // Only a change counts: list-domain output sent back repeats these for a bound or active domain.
+      const changes: [string, boolean][] = [
+        ['hostid', props.hostid !== undefined && hostidValue(props.hostid) !== hostidValue(d.hostid)],
+        ['mac-addr', props.mac !== undefined && canonicalMac(props.mac) !== d.mac],
+        ['cpu-arch', props.cpuArch !== undefined && props.cpuArch !== d.cpuArch],
+      ];
+      for (const [key, changed] of changes) if (changed && d.state !== 'inactive') refuse(m.onlyWhenInactive(name, key, d.state));
+      applyProps(s, d, props, this.machine, false, (mac) => checkMac(s, mac));
       events.push({ class: 'domain', action: 'set-domain', domain: name });
     });
   }
@@ -393,11 +413,12 @@ export class Ldm {
       const current = d.wholeCores > 0 ? d.wholeCores : d.vcpus;
       const unit = wholeCores ? d.wholeCores : d.vcpus;
       if (wholeCores !== d.wholeCores > 0 && current > 0 && action !== 'set') refuse(m.mixedCpuUnits(name));
-      const next = action === 'add' ? unit + count : action === 'set' ? count : unit - count;
+      const next = amount(name, 'virtual CPU count', action === 'add' ? unit + count : action === 'set' ? count : unit - count);
       if (next < 0) refuse(m.removeTooMany(name, 'virtual CPUs', count, unit));
       if (next === 0 && d.state !== 'inactive') refuse(m.lastCpu(name));
+      if (wholeCores) checkMaxCores(d, next);
       d.wholeCores = wholeCores ? next : 0;
-      d.vcpus = wholeCores ? next * tpc : next;
+      d.vcpus = wholeCores ? amount(name, 'virtual CPU count', next * tpc) : next;
       if (d.bindings) this.rebindStrands(s, d);
       events.push({ class: 'resource', action: `${action}-vcpu`, domain: name, type: 'cpu', props: {}, units: String(d.vcpus) });
     });
@@ -431,7 +452,7 @@ export class Ldm {
     return this.change((s, events) => {
       const d = Ldm.find(s, name);
       Ldm.checkReconf(s, name);
-      const next = action === 'add' ? d.mau + count : action === 'set' ? count : d.mau - count;
+      const next = amount(name, 'crypto unit count', action === 'add' ? d.mau + count : action === 'set' ? count : d.mau - count);
       if (next < 0) refuse(m.removeTooMany(name, 'crypto units', count, d.mau));
       d.mau = next;
       if (d.bindings) d.bindings.mau = this.allocating(name, () => allocateMau(this.machine, s, name, d.bindings!.strands, next));
@@ -444,13 +465,15 @@ export class Ldm {
     return this.change((s, events) => {
       const d = Ldm.find(s, name);
       Ldm.checkReconf(s, name);
-      const size = roundMemory(bytes);
+      const size = memoryAmount(name, roundMemory(bytes));
       const base = d.delayedReconf?.memory ?? d.memory;
-      const next = action === 'add' ? base + size : action === 'set' ? size : base - size;
+      const next = memoryAmount(name, action === 'add' ? base + size : action === 'set' ? size : base - size);
       if (next < 0 || (action === 'remove' && size > base)) refuse(m.removeTooMany(name, 'memory', formatSize(size), formatSize(base)));
       if (next === 0 && d.state !== 'inactive') refuse(m.lastMemory(name));
       events.push({ class: 'resource', action: `${action}-memory`, domain: name, type: 'memory', props: {}, units: formatSize(next) });
       if (name === PRIMARY && d.state === 'active') {
+        // Allocated now on a copy, as its reboot will: a change the next start could not make is refused here.
+        if (next > d.memory) this.rebindMemory(s, structuredClone(d), next);
         d.delayedReconf = { ...d.delayedReconf, memory: next };
         return { delayed: true, rounded: size };
       }
@@ -481,19 +504,27 @@ export class Ldm {
   }
 
   /** Apply the primary's pending changes (its "reboot": the agent's start). */
-  private async applyDelayedReconf(): Promise<void> {
+  private async applyDelayedReconf(log: Logger): Promise<void> {
     const primary = this.domain(PRIMARY);
     if (!primary?.delayedReconf) return;
-    await this.change((s) => {
-      const p = Ldm.find(s, PRIMARY);
-      const pending = p.delayedReconf!;
-      delete p.delayedReconf;
-      if (pending.io) p.io = pending.io;
-      if (pending.memory !== undefined) {
-        this.rebindMemory(s, p, pending.memory);
-        p.memory = pending.memory;
-      }
-    });
+    try {
+      await this.change((s) => {
+        const p = Ldm.find(s, PRIMARY);
+        const pending = p.delayedReconf!;
+        delete p.delayedReconf;
+        if (pending.io) p.io = pending.io;
+        if (pending.memory !== undefined) {
+          this.rebindMemory(s, p, pending.memory);
+          p.memory = pending.memory;
+        }
+      });
+    } catch (err) {
+      if (!(err instanceof ModelError)) throw err;
+      // Checked when it was asked, yet the machine may have changed since (a smaller
+      // machine file): the control domain comes up as it was, rather than not at all.
+      await this.change((s) => void delete Ldm.find(s, PRIMARY).delayedReconf);
+      log.warn(modelMessages.reconfDropped(PRIMARY, err.message));
+    }
   }
 
   removeReconf(name: string): Promise<void> {
@@ -510,24 +541,82 @@ export class Ldm {
    * add-io/remove-io: a guest must be inactive; on the primary the change
    * waits for its reboot (delayed reconfiguration) and can be cancelled.
    */
-  setIo(name: string, action: 'add' | 'remove', device: string): Promise<{ delayed: boolean }> {
+  setIo(name: string, action: 'add' | 'remove', asked: string): Promise<{ delayed: boolean }> {
     return this.change((s, events) => {
       const d = Ldm.find(s, name);
       Ldm.checkReconf(s, name);
       const delayed = name === PRIMARY;
       const owned = delayed ? (d.delayedReconf?.io ?? d.io) : d.io;
+      // A bus may be named by its pseudonym (pci_0); virtual functions are devices like the others.
+      const device = findIo(this.machine, s, asked)?.name ?? asked;
       if (action === 'add') {
-        if (!this.machine.io.some((io) => io.name === device)) refuse(m.noSuchIo(device));
+        assignable(this.machine, s, device);
         // Owned now or after a pending reboot, by another domain or already by this one.
         const owner = owned.includes(device) ? d : s.domains.find((o) => o !== d && (o.io.includes(device) || o.delayedReconf?.io?.includes(device)));
         if (owner) refuse(m.ioInUse(device, owner.name));
-      } else if (!owned.includes(device)) refuse(m.ioNotAssigned(device, name));
+      } else {
+        if (!owned.includes(device)) refuse(m.ioNotAssigned(device, name));
+        checkRemovable(this.machine, s, device);
+      }
       if (!delayed && d.state !== 'inactive') refuse(m.onlyWhenInactive(name, 'physical I/O', d.state));
+      if (action === 'add') applyRcAddPolicy(this.machine, s, device, d.rcAddPolicy);
       const next = action === 'add' ? [...owned, device] : owned.filter((x) => x !== device);
       if (delayed) d.delayedReconf = { ...d.delayedReconf, io: next };
       else d.io = next;
       events.push({ class: 'resource', action: `${action}-io`, domain: name, type: 'physio_device', props: { name: device } });
       return { delayed };
+    });
+  }
+
+  // ── SR-IOV: virtual functions and device properties (agent/model/iov.ts) ─
+
+  /** How the SR-IOV code takes and checks MAC addresses in a draft. */
+  private static macs(s: LdmState): MacSource {
+    return { next: () => nextMac(s), check: (mac) => checkMac(s, mac) };
+  }
+
+  /** The domain an event about a device names: the one that owns it, else the control domain. */
+  private static ioDomain(s: LdmState, device: string): string {
+    return s.domains.find((d) => d.io.includes(device))?.name ?? PRIMARY;
+  }
+
+  /** create-vf: `count` new virtual functions (`max`: as many as are left) on a physical function. */
+  createVf(pf: string, count: number | 'max', props: [string, string][]): Promise<string[]> {
+    return this.change((s, events) => {
+      const dev = findIo(this.machine, s, pf);
+      // The root domain (the endpoint's owner) changes: not while the primary waits for its reboot, unless it is the primary.
+      const root = Ldm.ioDomain(s, dev?.kind === 'pf' ? dev.endpoint.name : pf);
+      Ldm.checkReconf(s, root);
+      const created = createVfs(this.machine, s, pf, count, props, Ldm.macs(s));
+      for (const vf of created) events.push({ class: 'resource', action: 'create-vf', domain: root, type: 'physio_device', props: { name: vf } });
+      return created;
+    });
+  }
+
+  /** destroy-vf: the last virtual function of a physical function (or the last `count`). */
+  destroyVf(name: string, count?: number | 'max'): Promise<string[]> {
+    return this.change((s, events) => {
+      const dev = findIo(this.machine, s, name);
+      const endpoint = dev?.kind === 'vf' ? dev.pf.endpoint.name : dev?.kind === 'pf' ? dev.endpoint.name : name;
+      Ldm.checkReconf(s, Ldm.ioDomain(s, endpoint));
+      const destroyed = destroyVfs(this.machine, s, name, count);
+      for (const vf of destroyed) events.push({ class: 'resource', action: 'destroy-vf', domain: Ldm.ioDomain(s, endpoint), type: 'physio_device', props: { name: vf } });
+      return destroyed;
+    });
+  }
+
+  /** set-io: properties of a bus, a physical function or a virtual function. */
+  setIoProps(name: string, props: [string, string][]): Promise<void> {
+    return this.change((s, events) => {
+      const dev = findIo(this.machine, s, name) ?? refuse(m.noSuchIo(name));
+      Ldm.checkReconf(s, Ldm.ioDomain(s, dev.kind === 'vf' ? dev.pf.endpoint.name : dev.kind === 'pf' ? dev.endpoint.name : dev.name));
+      if (dev.kind === 'vf') {
+        const owner = s.domains.find((d) => d.io.includes(dev.name));
+        if (owner && owner.state === 'active' && owner.name !== PRIMARY) refuse(m.vfInActiveDomain(dev.name, owner.name));
+      }
+      if (props.length === 0) refuse(m.ioPropertyUnknown('(none given)', dev.name, settableKeys(dev)));
+      applyIoProps(this.machine, s, dev, props, Ldm.macs(s));
+      events.push({ class: 'resource', action: 'set-io', domain: Ldm.ioDomain(s, dev.name), type: 'physio_device', props: { name: dev.name } });
     });
   }
 
@@ -582,8 +671,9 @@ export class Ldm {
       Ldm.checkReconf(s, name);
       if (!NAME_RE.test(disk)) refuse(m.invalidServiceName(disk));
       if (d.vdisks.some((v) => v.name === disk)) refuse(m.deviceExists('vdisk', disk, name));
+      roomFor(d, 'vdisk', d.vdisks);
       volumeOf(s, volume, service);
-      d.vdisks.push({ name: disk, volume, service, ...(timeout !== undefined ? { timeout } : {}), id: d.nextDeviceId++ });
+      d.vdisks.push({ name: disk, volume, service, ...(timeout !== undefined ? { timeout } : {}), id: freeDeviceId(d.vdisks) });
       events.push({ class: 'resource', action: 'add-vdisk', domain: name, type: 'disk', props: { vdisk_name: disk } });
     });
   }
@@ -637,9 +727,10 @@ export class Ldm {
       Ldm.checkReconf(s, name);
       if (!NAME_RE.test(vnet)) refuse(m.invalidServiceName(vnet));
       if (d.vnets.some((n) => n.name === vnet)) refuse(m.deviceExists('vnet', vnet, name));
+      roomFor(d, 'vnet', d.vnets);
       if (!s.vsw.some((w) => w.name === service)) refuse(m.noSuchVsw(service));
       const mac = opts.mac ? checkMac(s, opts.mac) : nextMac(s);
-      d.vnets.push({ ...stripUndefined(opts), name: vnet, service, mac, id: d.nextDeviceId++ });
+      d.vnets.push({ ...stripUndefined(opts), name: vnet, service, mac, id: freeDeviceId(d.vnets) });
       events.push({ class: 'resource', action: 'add-vnet', domain: name, type: 'network', props: { vnet_name: vnet } });
     });
   }
@@ -731,8 +822,7 @@ export class Ldm {
         if (action === 'remove') {
           if (at < 0) refuse(m.noSuchVariable(variable, name));
           d.variables.splice(at, 1);
-        } else if (at >= 0) d.variables[at] = [variable, value];
-        else d.variables.push([variable, value]);
+        } else putVariable(d, variable, value);
         events.push({ class: 'resource', action: `${action}-variable`, domain: name, type: 'var', props: action === 'remove' ? { name: variable } : { name: variable, value } });
       }
       this.checkGuest(d);
@@ -773,6 +863,19 @@ export class Ldm {
 
 // ── helpers on a draft state ──────────────────────────────────────────────
 
+/**
+ * A state saved by an earlier version, brought up to this one: domain
+ * properties added since get their defaults; the old shared device counter
+ * goes (disks and networks keep the ids they were given).
+ */
+function upgradeState(s: LdmState): LdmState {
+  for (const d of s.domains) {
+    upgradeDomain(d, d.name === PRIMARY);
+    delete d.nextDeviceId;
+  }
+  return s;
+}
+
 function initialState(machine: MachineSpec): LdmState {
   const s: LdmState = {
     version: 1,
@@ -792,10 +895,7 @@ function initialState(machine: MachineSpec): LdmState {
     hostid: machine.hostid,
     mac: nextMac(s),
     state: 'active',
-    failurePolicy: 'ignore',
-    master: [],
-    cpuArch: 'native',
-    perfCounters: 'global',
+    ...defaultProps(true),
     vcpus: machine.primary.vcpus,
     wholeCores: 0,
     memory: roundMemory(machine.primary.memory),
@@ -806,7 +906,6 @@ function initialState(machine: MachineSpec): LdmState {
     vnets: [],
     console: {},
     variables: [],
-    nextDeviceId: 0,
   };
   s.domains.push(primary);
   primary.bindings = {
@@ -817,13 +916,35 @@ function initialState(machine: MachineSpec): LdmState {
   return s;
 }
 
+/** Automatic address number `n` (0 to AUTO_MAC_COUNT - 1): the last two bytes after MAC_PREFIX. */
+const autoMac = (n: number) => [...MAC_PREFIX, (n >> 8) & 0xff, n & 0xff].map((b) => b.toString(16).padStart(2, '0')).join(':');
+
+/** The next free automatic MAC address, going round the range once at most: when none is free, a refusal. */
 function nextMac(s: LdmState): string {
-  const used = allMacs(s);
-  for (;;) {
-    const n = s.nextMac++;
-    const mac = [...MAC_PREFIX, (n >> 8) & 0xff, n & 0xff].map((b) => b.toString(16).padStart(2, '0')).join(':');
-    if (!used.has(mac)) return mac;
+  const used = macsInUse(s);
+  for (let tried = 0; tried < AUTO_MAC_COUNT; tried++) {
+    const n = s.nextMac % AUTO_MAC_COUNT;
+    s.nextMac = n + 1;
+    const mac = autoMac(n);
+    if (!used.has(mac)) {
+      used.add(mac);
+      return mac;
+    }
   }
+  return refuse(m.noFreeMac(AUTO_MAC_COUNT, autoMac(0), autoMac(AUTO_MAC_COUNT - 1)));
+}
+
+/**
+ * A draft's MAC addresses in use, gathered once per draft and kept up to date
+ * by nextMac and checkMac: a request adding many domains or vnets stays linear.
+ * An address given up within the same change stays counted until the next
+ * change (drafts live for one change): at worst a refusal, never a duplicate.
+ */
+const macSets = new WeakMap<LdmState, Set<string>>();
+function macsInUse(s: LdmState): Set<string> {
+  let used = macSets.get(s);
+  if (!used) macSets.set(s, (used = allMacs(s)));
+  return used;
 }
 
 /**
@@ -833,16 +954,20 @@ function nextMac(s: LdmState): string {
  */
 function nextUuid(s: LdmState, machine: MachineSpec, name: string): string {
   const h = createHash('sha256').update(`${machine.hostid}/${name}/${s.nextHostid}`).digest('hex');
-  // Shaped as a version 4 (random) UUID: the hash stands in for the randomness.
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  // A version 8 UUID (RFC 9562 section 5.8: custom, here hash-derived), with the RFC variant bits.
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-function nextHostid(s: LdmState): string {
-  return `0x84f8${(0x1000 + s.nextHostid++).toString(16).padStart(4, '0')}`;
+/** The next automatic host id; one a user gave another domain is skipped (host ids are unique by value). */
+function nextHostid(s: LdmState, inUse: ReadonlySet<number>): string {
+  for (;;) {
+    const hostid = `0x84f8${(0x1000 + s.nextHostid++).toString(16).padStart(4, '0')}`;
+    if (!inUse.has(Number.parseInt(hostid, 16))) return hostid;
+  }
 }
 
 function allMacs(s: LdmState): Set<string> {
-  return new Set([...s.domains.map((d) => d.mac), ...s.domains.flatMap((d) => d.vnets.map((n) => n.mac)), ...s.vsw.map((w) => w.mac)]);
+  return new Set([...s.domains.map((d) => d.mac), ...s.domains.flatMap((d) => d.vnets.map((n) => n.mac)), ...s.vsw.map((w) => w.mac), ...vfMacs(s)]);
 }
 
 /** A MAC address given by the user: well-formed and not in use on this machine. */
@@ -850,73 +975,90 @@ function checkMac(s: LdmState, mac: string): string {
   const norm = mac.toLowerCase();
   if (!/^([0-9a-f]{1,2}:){5}[0-9a-f]{1,2}$/.test(norm)) refuse(m.badMac(mac));
   const canonical = norm.split(':').map((b) => b.padStart(2, '0')).join(':');
-  if (allMacs(s).has(canonical)) refuse(m.macInUse(canonical));
+  const used = macsInUse(s);
+  if (used.has(canonical)) refuse(m.macInUse(canonical));
+  used.add(canonical);
   return canonical;
 }
 
-function applyProps(s: LdmState, d: DomainConfig, p: DomainProps): void {
-  if (p.failurePolicy !== undefined) {
-    if (!FAILURE_POLICIES.includes(p.failurePolicy as FailurePolicy)) refuse(m.badValue('failure-policy', p.failurePolicy, FAILURE_POLICIES));
-    d.failurePolicy = p.failurePolicy as FailurePolicy;
-  }
-  if (p.cpuArch !== undefined) {
-    if (!CPU_ARCHS.includes(p.cpuArch as CpuArch)) refuse(m.badValue('cpu-arch', p.cpuArch, CPU_ARCHS));
-    d.cpuArch = p.cpuArch as CpuArch;
-  }
-  if (p.master !== undefined) {
-    const masters = p.master.split(',').map((x) => x.trim()).filter(Boolean);
-    for (const name of masters) {
-      if (name === d.name) refuse(m.selfMaster(name));
-      if (!s.domains.some((o) => o.name === name)) refuse(m.noSuchDomain(name));
-    }
-    if (masters.length > 4) refuse(m.tooManyMasters());
-    d.master = masters;
-  }
-  if (p.hostid !== undefined) {
-    if (!/^(0x)?[0-9a-f]{1,8}$/i.test(p.hostid)) refuse(m.badValue('hostid', p.hostid, ['a 32-bit hexadecimal number']));
-    d.hostid = p.hostid.toLowerCase().startsWith('0x') ? p.hostid.toLowerCase() : `0x${p.hostid.toLowerCase()}`;
-  }
-  if (p.mac !== undefined && p.mac !== d.mac) d.mac = checkMac(s, p.mac);
-  if (p.perfCounters !== undefined) {
-    const ok = p.perfCounters.split(',').every((x) => ['global', 'htstrand', 'strand', ''].includes(x.trim()));
-    if (!ok) refuse(m.badValue('perf-counters', p.perfCounters, ['global', 'htstrand', 'strand']));
-    d.perfCounters = p.perfCounters;
-  }
+/** A count or size the model keeps: refused beyond MAX_AMOUNT, where the saved state would not load back exactly. */
+function amount(name: string, what: string, n: number): number {
+  if (n > MAX_AMOUNT) refuse(m.amountTooLarge(name, what, String(n), String(MAX_AMOUNT)));
+  return n;
+}
+
+function memoryAmount(name: string, bytes: number): number {
+  if (bytes > MAX_AMOUNT) refuse(m.amountTooLarge(name, 'memory', formatSize(bytes), `${MAX_AMOUNT} bytes`));
+  return bytes;
+}
+
+/** One variable within the limits of agent/model/limits.ts (sizes in UTF-8 bytes, as saved). */
+function checkVariable(variable: string, value: string): void {
+  const nameBytes = Buffer.byteLength(variable);
+  if (nameBytes > MAX_VARIABLE_NAME_BYTES) refuse(m.variableNameTooLong(variable, nameBytes, MAX_VARIABLE_NAME_BYTES));
+  const valueBytes = Buffer.byteLength(value);
+  if (valueBytes > MAX_VARIABLE_VALUE_BYTES) refuse(m.variableValueTooLong(variable, valueBytes, MAX_VARIABLE_VALUE_BYTES));
+}
+
+/** Room for one more virtual disk or network: checked per device, so that a request of thousands stops at the limit. */
+function roomFor(d: DomainConfig, kind: 'vdisk' | 'vnet', devices: readonly unknown[]): void {
+  if (devices.length >= MAX_DEVICES_PER_DOMAIN) refuse(m.tooManyDevices(kind, d.name, MAX_DEVICES_PER_DOMAIN));
+}
+
+/** Set or add one variable of a draft domain; refused past MAX_VARIABLES_PER_DOMAIN (checked per variable, so a long request stops early). */
+function putVariable(d: DomainConfig, variable: string, value: string): void {
+  checkVariable(variable, value);
+  const at = d.variables.findIndex(([k]) => k === variable);
+  if (at >= 0) d.variables[at] = [variable, value];
+  else if (d.variables.length >= MAX_VARIABLES_PER_DOMAIN) refuse(m.tooManyVariables(d.name, MAX_VARIABLES_PER_DOMAIN));
+  else d.variables.push([variable, value]);
 }
 
 function applyConstraints(s: LdmState, d: DomainConfig, c: DomainConstraints, machine: MachineSpec): void {
   if (c.wholeCores) {
-    d.wholeCores = c.wholeCores;
-    d.vcpus = c.wholeCores * machine.cpu.threadsPerCore;
-  } else if (c.vcpus !== undefined) d.vcpus = c.vcpus;
-  if (c.memory !== undefined) d.memory = roundMemory(c.memory);
-  if (c.mau !== undefined) d.mau = c.mau;
-  for (const io of c.io ?? []) {
-    if (!machine.io.some((x) => x.name === io)) refuse(m.noSuchIo(io));
-    const owner = s.domains.find((o) => o.io.includes(io));
+    d.wholeCores = amount(d.name, 'whole core count', c.wholeCores);
+    checkMaxCores(d, d.wholeCores);
+    d.vcpus = amount(d.name, 'virtual CPU count', c.wholeCores * machine.cpu.threadsPerCore);
+  } else if (c.vcpus !== undefined) d.vcpus = amount(d.name, 'virtual CPU count', c.vcpus);
+  if (c.memory !== undefined) d.memory = memoryAmount(d.name, roundMemory(c.memory));
+  if (c.mau !== undefined) d.mau = amount(d.name, 'crypto unit count', c.mau);
+  for (const name of c.io ?? []) {
+    const io = assignable(machine, s, name);
+    const owner = s.domains.find((o) => o.io.includes(io) || o.delayedReconf?.io?.includes(io));
     if (owner) refuse(m.ioInUse(io, owner.name));
     d.io.push(io);
+    applyRcAddPolicy(machine, s, io, d.rcAddPolicy);
   }
   for (const v of c.vdisks ?? []) {
     if (d.vdisks.some((x) => x.name === v.name)) refuse(m.deviceExists('vdisk', v.name, d.name));
+    roomFor(d, 'vdisk', d.vdisks);
     volumeOf(s, v.volume, v.service);
-    d.vdisks.push({ ...stripUndefined(v), id: d.nextDeviceId++ });
+    d.vdisks.push({ ...stripUndefined(v), id: freeDeviceId(d.vdisks) });
   }
   for (const n of c.vnets ?? []) {
     if (d.vnets.some((x) => x.name === n.name)) refuse(m.deviceExists('vnet', n.name, d.name));
+    roomFor(d, 'vnet', d.vnets);
     if (!s.vsw.some((w) => w.name === n.service)) refuse(m.noSuchVsw(n.service));
     const mac = n.mac ? checkMac(s, n.mac) : nextMac(s);
-    d.vnets.push({ ...stripUndefined(n), mac, id: d.nextDeviceId++ });
+    d.vnets.push({ ...stripUndefined(n), mac, id: freeDeviceId(d.vnets) });
   }
-  for (const [k, v] of c.variables ?? []) {
-    const at = d.variables.findIndex(([x]) => x === k);
-    if (at >= 0) d.variables[at] = [k, v];
-    else d.variables.push([k, v]);
-  }
+  for (const [k, v] of c.variables ?? []) putVariable(d, k, v);
   if (c.console) {
     if (c.console.service && !s.vcc.some((v) => v.name === c.console!.service)) refuse(m.noSuchVcc(c.console.service));
     Object.assign(d.console, stripUndefined(c.console));
   }
+}
+
+/**
+ * A new virtual disk's or network's device id: the lowest one its kind does
+ * not use in the domain. Disks and networks are numbered apart, as Oracle
+ * does (a domain's first disk is disk@0 and its first network network@0).
+ */
+function freeDeviceId(devices: readonly { id: number }[]): number {
+  const used = new Set(devices.map((x) => x.id));
+  let id = 0;
+  while (used.has(id)) id++;
+  return id;
 }
 
 function serviceExists(s: LdmState, name: string): boolean {

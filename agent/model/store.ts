@@ -3,19 +3,24 @@
  * replaced atomically and durably (temporary file, fsync, rename, fsync of
  * the directory) before a change is acknowledged. A kill at any moment leaves
  * the old or the new file, never a mix. A file that cannot be read as our
- * state stops the agent with a message naming it: it is never reset.
+ * state stops the agent with a message naming it: it is never reset. The
+ * same check runs before every write (`encode`), so a state the loader would
+ * reject is refused instead of saved.
  */
 import { readdir, readFile, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../atomic-file.ts';
 import { ErrorCodes, LdmError } from '../errors.ts';
-import { modelMessages } from '../messages.ts';
+import { modelMessages, refusalMessages } from '../messages.ts';
+import { MAX_STATE_BYTES } from './limits.ts';
 import type { LdmState } from './types.ts';
 
 export const STATE_FILE = 'domains.json';
 
 export class StateStore {
   readonly file: string;
+  /** Bytes of the file as last loaded or saved: a state already over MAX_STATE_BYTES may still shrink. */
+  private savedBytes = 0;
 
   constructor(stateDir: string) {
     this.file = join(stateDir, STATE_FILE);
@@ -37,8 +42,9 @@ export class StateStore {
     } catch (err) {
       throw new LdmError(ErrorCodes.STATE_DAMAGED, modelMessages.stateDamaged(this.file, (err as Error).message));
     }
-    const problem = shapeProblem(json);
+    const problem = stateProblem(json);
     if (problem) throw new LdmError(ErrorCodes.STATE_DAMAGED, modelMessages.stateDamaged(this.file, problem));
+    this.savedBytes = Buffer.byteLength(text);
     return json as LdmState;
   }
 
@@ -60,8 +66,24 @@ export class StateStore {
     }
   }
 
-  async save(state: LdmState): Promise<void> {
-    await writeFileAtomic(this.file, JSON.stringify(state, null, 1) + '\n', { mode: 0o600 });
+  /**
+   * The file's text for `state`; refused (LDM_ERR_STATE_INVALID) when load()
+   * would reject it, and (LDM_ERR_STATE_TOO_LARGE) when it would grow past
+   * MAX_STATE_BYTES. Nothing is written either way.
+   */
+  encode(state: LdmState): string {
+    const problem = stateProblem(state);
+    if (problem) throw new LdmError(ErrorCodes.STATE_INVALID, refusalMessages.stateInvalid(problem));
+    const text = JSON.stringify(state, null, 1) + '\n';
+    const bytes = Buffer.byteLength(text);
+    if (bytes > MAX_STATE_BYTES && bytes > this.savedBytes) throw new LdmError(ErrorCodes.STATE_TOO_LARGE, refusalMessages.stateTooLarge(bytes, MAX_STATE_BYTES));
+    return text;
+  }
+
+  /** Write `state` (as `text`, when the caller encoded it already). */
+  async save(state: LdmState, text: string = this.encode(state)): Promise<void> {
+    await writeFileAtomic(this.file, text, { mode: 0o600 });
+    this.savedBytes = Buffer.byteLength(text);
   }
 }
 
@@ -87,17 +109,29 @@ function domainProblem(d: unknown): string | undefined {
     ['wholeCores', isInt(d['wholeCores'])],
     ['memory', isInt(d['memory'])],
     ['mau', isInt(d['mau'])],
-    ['nextDeviceId', isInt(d['nextDeviceId'])],
+    // Written by earlier versions only (one counter for disks and networks).
+    ['nextDeviceId', d['nextDeviceId'] === undefined || isInt(d['nextDeviceId'])],
     ['io', listOf(d['io'], isString)],
     ['vdisks', listOf(d['vdisks'], (v) => isObject(v) && isString(v['name']) && isString(v['volume']) && isString(v['service']))],
     ['vnets', listOf(d['vnets'], (v) => isObject(v) && isString(v['name']) && isString(v['service']) && isString(v['mac']))],
     ['console', isObject(d['console'])],
     ['variables', listOf(d['variables'], (v) => Array.isArray(v) && v.length === 2 && isString(v[0]) && isString(v[1]))],
+    // Domain properties later versions added (agent/model/properties.ts): absent in older files, filled in at load.
+    ['extendedMapinSpace', d['extendedMapinSpace'] === undefined || isString(d['extendedMapinSpace'])],
+    ['rcAddPolicy', d['rcAddPolicy'] === undefined || isString(d['rcAddPolicy'])],
+    ['bootPolicy', d['bootPolicy'] === undefined || isString(d['bootPolicy'])],
+    ['shutdownGroup', d['shutdownGroup'] === undefined || isInt(d['shutdownGroup'])],
+    ['maxCores', d['maxCores'] === undefined || isString(d['maxCores'])],
   ];
   const bad = fields.find(([, ok]) => !ok);
   if (bad) return `domain ${name}: field ${bad[0]} is missing or malformed`;
   const b = d['bindings'];
   if ((d['state'] === 'inactive') !== (b === undefined)) return `domain ${name}: bindings do not match its state ${d['state'] as string}`;
+  const r = d['delayedReconf'];
+  if (r !== undefined) {
+    const okReconf = isObject(r) && (r['memory'] === undefined || isInt(r['memory'])) && (r['io'] === undefined || listOf(r['io'], isString));
+    if (!okReconf) return `domain ${name}: its delayed reconfiguration is malformed`;
+  }
   if (b !== undefined) {
     const okBindings =
       isObject(b) &&
@@ -109,8 +143,12 @@ function domainProblem(d: unknown): string | undefined {
   return undefined;
 }
 
-/** A structural check of the whole file: enough that a loaded state cannot crash the agent later. */
-function shapeProblem(json: unknown): string | undefined {
+/**
+ * What would make the loader refuse a state, if anything: a structural check,
+ * enough that a loaded state cannot crash the agent later. load() runs it on
+ * the file, encode() on every new state before it is written.
+ */
+export function stateProblem(json: unknown): string | undefined {
   if (!isObject(json)) return 'not a JSON object';
   const s = json;
   if (s['version'] !== 1) return `unknown format version ${JSON.stringify(s['version'])}`;
@@ -118,6 +156,13 @@ function shapeProblem(json: unknown): string | undefined {
     if (!Array.isArray(s[key])) return `"${key}" is not a list`;
   }
   for (const key of ['nextMac', 'nextHostid']) if (!isInt(s[key])) return `"${key}" is not a number`;
+  // Lists that later versions added: absent in older files.
+  for (const key of ['vfs', 'pfs', 'iovBuses']) if (s[key] !== undefined && !Array.isArray(s[key])) return `"${key}" is not a list`;
+  const okVf = (v: unknown) =>
+    isObject(v) && isString(v['name']) && isString(v['pf']) && isInt(v['index']) && (v['mac'] === undefined || isString(v['mac'])) && (v['altMacs'] === undefined || listOf(v['altMacs'], isString));
+  if (s['vfs'] !== undefined && !listOf(s['vfs'], okVf)) return 'a virtual function entry (vfs) is malformed';
+  if (s['pfs'] !== undefined && !listOf(s['pfs'], (p) => isObject(p) && isString(p['name']))) return 'a physical function entry (pfs) is malformed';
+  if (s['iovBuses'] !== undefined && !listOf(s['iovBuses'], isString)) return '"iovBuses" holds something other than bus names';
   if (!isString(s['nextSpconfig'])) return '"nextSpconfig" is not a string';
   for (const d of s['domains'] as unknown[]) {
     const problem = domainProblem(d);

@@ -14,6 +14,7 @@ export type DomainState = 'inactive' | 'bound' | 'active';
 
 export type FailurePolicy = 'ignore' | 'panic' | 'reset' | 'stop';
 export type CpuArch = 'native' | 'generic' | 'migration-class1';
+export type BootPolicy = 'enforce' | 'none' | 'warning';
 
 /** A block of bound memory: real address (as the guest sees it), physical address, size in bytes. */
 export interface MemoryBlock {
@@ -28,7 +29,7 @@ export interface VdiskConfig {
   volume: string;
   service: string;
   timeout?: number;
-  /** Device id in the guest, assigned at add time. */
+  /** Device id in the guest (`disk@ID`), assigned at add time; disks are numbered apart from networks. */
   id: number;
 }
 
@@ -41,6 +42,7 @@ export interface VnetConfig {
   vid?: string;
   mode?: string;
   linkprop?: string;
+  /** Device id in the guest (`network@ID`), numbered apart from disks. */
   id: number;
 }
 
@@ -109,6 +111,15 @@ export interface DomainConfig {
   master: string[];
   cpuArch: CpuArch;
   perfCounters: string;
+  /** `on` or `off` (the 3.x guide's ldom_info key). */
+  extendedMapinSpace: 'on' | 'off';
+  /** `iov` or empty: enable I/O virtualization on root complexes added to the domain. */
+  rcAddPolicy: '' | 'iov';
+  bootPolicy: BootPolicy;
+  /** Ordered-shutdown priority: 0 for the primary, 1 to 15 for the others. */
+  shutdownGroup: number;
+  /** Most whole cores the domain may have (`unlimited` or a count, as a string). */
+  maxCores: string;
   // Constraints: what was asked.
   vcpus: number;
   /** Whole cores asked with wcore (0: plain strands). */
@@ -124,14 +135,46 @@ export interface DomainConfig {
   variables: [string, string][];
   bindings?: Bindings;
   delayedReconf?: DelayedReconf;
-  /** Next device id for vdisks and vnets. */
-  nextDeviceId: number;
+  /** Left by state files of earlier versions (one counter for disks and networks); no longer used. */
+  nextDeviceId?: number;
 }
 
 export interface SpConfig {
   name: string;
   /** JSON of the domains at the time it was saved. */
   saved: string;
+}
+
+/** SR-IOV function classes (the machine file's `sriov.type`). */
+export type IovClass = 'ethernet' | 'fibrechannel' | 'infiniband';
+
+/**
+ * A virtual function created on a physical function (create-vf). It is
+ * assigned to a domain by naming it in that domain's `io`, like any device.
+ */
+export interface VfConfig {
+  /** `/SYS/MB/NET0/IOVNET.PF0.VF0`. */
+  name: string;
+  /** Its physical function, `/SYS/MB/NET0/IOVNET.PF0`. */
+  pf: string;
+  /** Its number on the physical function (VF0, VF1, ...). */
+  index: number;
+  /** Ethernet: the primary MAC address, alternate ones, VLANs, MTU. */
+  mac?: string;
+  altMacs?: string[];
+  pvid?: number;
+  vid?: string;
+  mtu?: number;
+  /** Fibre Channel: world-wide names and bandwidth share. */
+  portWwn?: string;
+  nodeWwn?: string;
+  bwPercent?: number;
+}
+
+/** Settings of a physical function (set-io); absent until one is set. */
+export interface PfConfig {
+  name: string;
+  unicastSlots?: number;
 }
 
 export interface LdmState {
@@ -147,4 +190,9 @@ export interface LdmState {
   /** Next MAC address suffix (Oracle's 00:14:4f range). */
   nextMac: number;
   nextHostid: number;
+  /** Virtual functions, in creation order (absent in state files of earlier versions). */
+  vfs?: VfConfig[];
+  pfs?: PfConfig[];
+  /** The PCIe buses with I/O virtualization enabled; absent: as the machine file says. */
+  iovBuses?: string[];
 }

@@ -1,6 +1,9 @@
 /**
  * The action vocabulary of the XML interface (protocol.md section 4 and 6).
  * The XML interface takes full action names only, never CLI aliases.
+ * Later releases' actions the agent does not model (virtual SAN and HBA,
+ * VM API, resource groups, network statistics, dependencies) are known too:
+ * they are answered "not supported on this platform", not "unknown action".
  */
 export const LDM_ACTIONS = [
   // listings
@@ -20,6 +23,13 @@ export const LDM_ACTIONS = [
   'add-vdiskserverdevice', 'remove-vdiskserverdevice',
   'add-vnet', 'set-vnet', 'remove-vnet', 'add-vswitch', 'set-vswitch', 'remove-vswitch',
   'add-vdpcc', 'remove-vdpcc', 'add-vdpcs', 'remove-vdpcs',
+  // SR-IOV and the physical I/O listing (3.2 examples, 3.5 list-io)
+  'set-io', 'create-vf', 'destroy-vf', 'list-io',
+  // 3.4 and 3.5 actions the agent does not model
+  'add-vhba', 'set-vhba', 'remove-vhba', 'rescan-vhba', 'list-hba',
+  'add-vsan', 'remove-vsan',
+  'list-vmapi', 'set-vmapi', 'remove-vmapi',
+  'list-rsrc-group', 'list-dependencies', 'list-netdev', 'list-netstat',
   // operations
   'migrate-domain', 'cancel-operation',
   // event registration (reg-/unreg-progress-events is our addition, protocol.md section 6)

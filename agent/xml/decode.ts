@@ -34,7 +34,21 @@ const RASD_NAMES = new Map(
   ].map((n) => [n.toLowerCase(), n]),
 );
 
-const trimmed = (el: XmlElement) => el.text.trim();
+/**
+ * Strip XML white space only (XML 1.0 production S: space, tab, CR, LF).
+ * JavaScript's trim() would also take U+00A0, U+FEFF, U+2028 and the like,
+ * which are content in XML.
+ */
+export function xmlTrim(text: string): string {
+  // A loop, not a regular expression: /\s+$/-style patterns are quadratic on long runs of spaces.
+  let start = 0;
+  let end = text.length;
+  while (start < end && isXmlSpace(text.charCodeAt(start))) start++;
+  while (end > start && isXmlSpace(text.charCodeAt(end - 1))) end--;
+  return start === 0 && end === text.length ? text : text.slice(start, end);
+}
+const isXmlSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+const trimmed = (el: XmlElement) => xmlTrim(el.text);
 
 /** xsi:type="ovf:VirtualSystem_Type" -> "VirtualSystem_Type". */
 function xsiType(el: XmlElement): string | undefined {
@@ -85,8 +99,8 @@ function decodeSection(el: XmlElement): Section {
 
 function decodeContent(el: XmlElement): Content {
   const id = attr(el, 'id');
-  if (id === undefined || id.trim() === '') throw new ObjectProblem(xmlMessages.contentWithoutId());
-  return { id: id.trim(), type: xsiType(el), sections: childrenNamed(el, 'section').map(decodeSection) };
+  if (id === undefined || xmlTrim(id) === '') throw new ObjectProblem(xmlMessages.contentWithoutId());
+  return { id: xmlTrim(id), type: xsiType(el), sections: childrenNamed(el, 'section').map(decodeSection) };
 }
 
 function decodeEnvelope(el: XmlElement): Envelope {
@@ -185,14 +199,14 @@ export function decodeTree(root: XmlElement, kind: DocumentKind, options: Decode
     throw new XmlError(ErrorCodes.XML_STRUCTURE, xmlMessages.wrongRoot(root.name, expected), root.line);
   }
   const version = attr(root, 'version');
-  if (version === undefined || version.trim() === '') {
+  if (version === undefined || xmlTrim(version) === '') {
     throw new XmlError(ErrorCodes.XML_STRUCTURE, xmlMessages.missingVersion(expected), root.line);
   }
   const cmds = childrenNamed(root, 'cmd');
   const overall = kind === 'request' ? undefined : firstChild(root, 'response');
   // A response to an unparseable document has no commands, only the overall failure.
   if (cmds.length === 0 && !overall) throw new XmlError(ErrorCodes.XML_STRUCTURE, xmlMessages.noCommands(expected), root.line);
-  const doc: LdmDocument = { root: expected, version: version.trim(), commands: cmds.map((c) => decodeCommand(c, kind, checkActions)) };
+  const doc: LdmDocument = { root: expected, version: xmlTrim(version), commands: cmds.map((c) => decodeCommand(c, kind, checkActions)) };
   if (overall) doc.response = decodeStatus(overall);
   return doc;
 }

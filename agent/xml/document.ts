@@ -96,3 +96,29 @@ export function item(type: string, props: Record<string, string> = {}, rasd: Rec
 
 export const success = (): ResponseStatus => ({ status: 'success', messages: [] });
 export const failure = (...messages: string[]): ResponseStatus => ({ status: 'failure', messages });
+
+/** Bytes of markup around an Item and around each of its values, as encode.ts writes them (rounded up). */
+const ITEM_OVERHEAD = 160;
+const VALUE_OVERHEAD = 80;
+
+/**
+ * About how many bytes an Envelope takes once encoded, without encoding it:
+ * enough to bound a response before it is built as text (escaping aside).
+ */
+export function approximateSize(env: Envelope): number {
+  let bytes = 0;
+  const items = (list: Item[]): void => {
+    for (const it of list) {
+      bytes += ITEM_OVERHEAD + it.type.length + (it.uuid?.length ?? 0);
+      for (const [k, v] of it.rasd) bytes += VALUE_OVERHEAD + 2 * k.length + v.length;
+      for (const [k, v] of it.props) bytes += VALUE_OVERHEAD + k.length + v.length;
+      items(it.bindings);
+    }
+  };
+  for (const c of env.contents) {
+    bytes += ITEM_OVERHEAD + c.id.length;
+    for (const s of c.sections) items(s.items);
+  }
+  for (const s of env.sections) items(s.items);
+  return bytes;
+}

@@ -4,8 +4,8 @@
  * overall level.
  */
 import { XmlError } from '../errors.ts';
-import { xmlMessages } from '../messages.ts';
-import { failure, success, type Command, type Data, type LdmDocument, type ResponseStatus } from './document.ts';
+import { managerMessages, xmlMessages } from '../messages.ts';
+import { failure, success, type Command, type Data, type Item, type LdmDocument, type ResponseStatus } from './document.ts';
 
 /** Version used when the request's own could not be read. */
 export const DEFAULT_INTERFACE_VERSION = '1.3';
@@ -35,30 +35,48 @@ export function completeResponse(doc: LdmDocument): LdmDocument {
   return doc;
 }
 
-/** Properties a response never echoes back (migrate-domain carries the target's login). */
-const SECRET_KEYS = ['password', 'username'];
+/**
+ * Properties a response never echoes back (migrate-domain carries the target's login),
+ * in lower case: keys are compared case-insensitively, as the codec matches names.
+ */
+const SECRET_KEYS: ReadonlySet<string> = new Set(['password', 'username']);
 
+/**
+ * Drop every secret from an echoed object: GenericProperty keys and rasd elements
+ * named like one, whatever their case, in every Item of every section, the Items of
+ * a bind:Binding included (they nest).
+ */
 function redactSecrets(data: Data): void {
   const env = data.envelope;
   if (!env) return;
-  for (const section of [...env.sections, ...env.contents.flatMap((c) => c.sections)]) {
-    for (const it of section.items) for (const key of SECRET_KEYS) it.props.delete(key);
-  }
+  const scrub = (map: Map<string, string>) => {
+    for (const key of [...map.keys()]) if (SECRET_KEYS.has(key.toLowerCase())) map.delete(key);
+  };
+  const items = (list: Item[]) => {
+    for (const it of list) {
+      scrub(it.props);
+      scrub(it.rasd);
+      items(it.bindings);
+    }
+  };
+  for (const section of env.sections) items(section.items);
+  for (const content of env.contents) for (const section of content.sections) items(section.items);
 }
 
 function finishCommand(cmd: Command): void {
   for (const d of cmd.data) redactSecrets(d);
-  if (cmd.problem) {
-    cmd.response = failure(cmd.problem);
-    return;
-  }
-  let ok = cmd.response?.status !== 'failure';
+  // A command that failed as a whole (malformed, unknown or refused action, not implemented)
+  // carried out none of its objects: each is answered so, never left to look successful.
+  const whole = cmd.problem ?? (cmd.response?.status === 'failure' ? cmd.response.messages[0] : undefined);
+  let ok = !cmd.problem && cmd.response?.status !== 'failure';
   for (const d of cmd.data) {
     if (d.problem) d.response = failure(d.problem);
+    if (!d.response && whole !== undefined) d.response = failure(managerMessages.commandNotRun(whole));
     d.response ??= success();
     if (d.response.status === 'failure') ok = false;
   }
-  cmd.response = ok ? (cmd.response ?? success()) : failureKeeping(cmd.response);
+  if (cmd.problem) cmd.response = failure(cmd.problem);
+  else cmd.response = ok ? (cmd.response ?? success()) : failureKeeping(cmd.response);
 }
 
 const failureKeeping = (r: ResponseStatus | undefined): ResponseStatus => failure(...(r?.messages ?? []));

@@ -59,7 +59,8 @@ export class TreeBuilder {
   private elements = 0;
 
   constructor(
-    private readonly limits: XmlLimits,
+    /** May be replaced between roots: a stream widens its limits once the peer has logged in. */
+    public limits: XmlLimits,
     private readonly onRoot: (root: XmlElement) => void,
   ) {}
 

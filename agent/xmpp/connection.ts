@@ -14,6 +14,19 @@
  * is offered but optional, so a local client may send documents right after
  * the first header. Any state may go to `closing` (a stream error or the
  * peer's </stream:stream>) and then `closed`.
+ *
+ * Until the peer is online only the handshake's elements are read, each
+ * within the small pre-authentication limits (xml/limits.ts); anything else
+ * ends the stream at its start tag, before its content is parsed.
+ *
+ * Reading follows the peer's reading: while output the peer has not taken
+ * is over `maxOutboundBytes`, or documents wait for their answer beyond
+ * `maxQueuedDocuments` / `maxQueuedBytes`, the connection stops reading
+ * (socket paused; documents already read wait in the reader) and takes the
+ * next document once there is room again. A peer that pipelines and never
+ * reads costs at most those bounds, and is not cut off for it (events are
+ * different: nobody asked for them, so a subscriber that does not read is
+ * cut off).
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -25,9 +38,9 @@ import type { Manager, Principal, Session } from '../manager/manager.ts';
 import { xmppMessages } from '../messages.ts';
 import { decodeTree } from '../xml/decode.ts';
 import { encodeDocument } from '../xml/encode.ts';
-import type { XmlLimits } from '../xml/limits.ts';
+import { PRE_AUTH_LIMITS, type PreAuthLimits, type XmlLimits } from '../xml/limits.ts';
 import { describeXmlError, overallFailure } from '../xml/respond.ts';
-import { attr, firstChild, type XmlElement } from '../xml/tree.ts';
+import { attr, firstChild, localName, type XmlElement } from '../xml/tree.ts';
 import { decodeExternal, decodePlain } from './sasl.ts';
 import { StreamReader, type StreamHeader } from './stream.ts';
 import * as wire from './wire.ts';
@@ -51,7 +64,11 @@ export interface ConnectionTimeouts {
   handshakeMs: number;
   /** Online with no input at all. */
   idleMs: number;
-  /** A top-level element started but not finished. */
+  /**
+   * A top-level element started but not finished, counting only time in
+   * which the agent was reading (a busy agent or a paused connection does
+   * not count against the peer).
+   */
   partialDocumentMs: number;
 }
 
@@ -60,11 +77,15 @@ export interface ConnectionDeps {
   /** Our name in stream headers and JIDs. */
   domain: string;
   limits: XmlLimits;
+  /** Limits before login (default PRE_AUTH_LIMITS). */
+  preAuthLimits?: PreAuthLimits;
   timeouts: ConnectionTimeouts;
   /** Bytes written but not yet taken by the peer before it counts as too slow. */
   maxOutboundBytes: number;
-  /** Documents received but not yet answered. */
+  /** Documents received but not yet answered: beyond this, reading waits. */
   maxQueuedDocuments: number;
+  /** Bytes of documents received but not yet answered: beyond this, reading waits (default: the document size limit). */
+  maxQueuedBytes?: number;
   /** Failed SASL attempts allowed on one connection before it is closed. */
   maxAuthAttempts: number;
   manager: Manager;
@@ -83,6 +104,34 @@ export interface ConnectionDeps {
 
 const LOCAL_PRINCIPAL: Principal = { name: 'local', role: 'write', via: 'local' };
 
+/** What a stream carries before login (RFC 6120 sections 5 and 6); any other element ends it. */
+const HANDSHAKE_ELEMENTS = new Set(['starttls', 'auth', 'response', 'abort']);
+
+/** Open connections, for the output gauge. */
+const live = new Set<Connection>();
+let peakUnread = 0;
+
+/**
+ * Output written to open connections and not yet taken by their peers: a
+ * gauge for tests and monitoring (the bound is `maxOutboundBytes` per
+ * connection, plus at most one response).
+ */
+export const unreadOutput = {
+  /** Bytes now, over every open connection. */
+  total(): number {
+    let n = 0;
+    for (const c of live) n += c.unreadOutputBytes;
+    return n;
+  },
+  /** The most one connection had at once since the process started or `resetPeak`. */
+  peak(): number {
+    return peakUnread;
+  },
+  resetPeak(): void {
+    peakUnread = 0;
+  },
+};
+
 export class Connection {
   state: ConnectionState = 'awaiting-stream';
   readonly id = randomBytes(6).toString('hex');
@@ -95,10 +144,23 @@ export class Connection {
   private subscription: Subscription | undefined;
   private work: Promise<void> = Promise.resolve();
   private queued = 0;
+  private queuedBytes = 0;
   private authAttempts = 0;
-  /** Set while the handshake waits on us (TLS, SASL): input is held back, not parsed. */
+  /** Top-level elements read before login. */
+  private preAuthStanzas = 0;
+  /** Set while the handshake waits on us (TLS, SASL): reading stops. */
   private holding = false;
-  private readonly timers: { handshake?: NodeJS.Timeout; idle?: NodeJS.Timeout; partial?: NodeJS.Timeout } = {};
+  /** Set while the peer has not taken more than `maxOutboundBytes`: reading stops, answering waits. */
+  private outputBlocked = false;
+  private readonly drainWaiters: (() => void)[] = [];
+  /** A stream error was sent: nothing more is answered. */
+  private failed = false;
+  /** When input last arrived (performance.now()). */
+  private lastInput = 0;
+  /** Top-level elements completed so far: a new one restarts the partial-document clock. */
+  private completed = 0;
+  private partial: { timer: NodeJS.Timeout; last: number; elapsed: number; completed: number } | undefined;
+  private readonly timers: { handshake?: NodeJS.Timeout; idle?: NodeJS.Timeout } = {};
   private readonly log: Logger;
   private readonly onData = (chunk: Buffer) => this.receive(chunk);
 
@@ -114,6 +176,7 @@ export class Connection {
     socket.on('error', (err) => this.log.debug('socket error', { error: err.message }));
     socket.on('close', () => this.closed());
     this.timers.handshake = setTimeout(() => this.timeout(xmppMessages.handshakeTimeout(deps.timeouts.handshakeMs)), deps.timeouts.handshakeMs);
+    live.add(this);
     this.log.debug('connected', { kind: deps.kind, address: this.address });
   }
 
@@ -121,27 +184,59 @@ export class Connection {
     return this.session?.principal;
   }
 
+  /** Bytes written to the peer and not yet taken by it. */
+  get unreadOutputBytes(): number {
+    return this.socket.destroyed ? 0 : this.socket.writableLength;
+  }
+
+  private get preAuthLimits(): PreAuthLimits {
+    return this.deps.preAuthLimits ?? PRE_AUTH_LIMITS;
+  }
+
   // ── input ────────────────────────────────────────────────────────────────
 
   private newReader(): StreamReader {
-    return new StreamReader(this.deps.limits, {
+    return new StreamReader(this.session ? this.deps.limits : this.preAuthLimits, {
       header: (h) => this.onHeader(h),
-      element: (el) => this.onElement(el),
+      admit: (name) => this.admit(name),
+      element: (el, bytes) => this.onElement(el, bytes),
       end: () => this.onPeerEnd(),
     });
   }
 
   private receive(chunk: Buffer): void {
-    if (this.state === 'closing' || this.state === 'closed' || this.holding) return;
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.lastInput = performance.now();
     this.touch();
+    this.input(() => this.reader.write(chunk));
+  }
+
+  /** Run the reader (on new input, or to go on after a pause); a broken stream ends here. */
+  private input(work: () => void): void {
     try {
-      this.reader.write(chunk);
+      work();
     } catch (err) {
       if (err instanceof XmlError) return this.xmlError(err);
       this.log.error('input handling failed', { error: (err as Error).message });
       return this.fail('internal-server-error');
     }
     this.watchPartialDocument();
+    this.flow();
+  }
+
+  /** Read from the socket unless something says wait: an <auth/> being checked, queued documents, unread output. */
+  private flow(): void {
+    // During the TLS handshake the plain socket belongs to the TLS server.
+    if (this.state === 'tls-handshake' || this.state === 'closing' || this.state === 'closed') return;
+    const stop = this.readingStopped;
+    if (stop !== this.socket.isPaused()) {
+      if (stop) this.socket.pause();
+      else this.socket.resume();
+    }
+  }
+
+  private get readingStopped(): boolean {
+    return this.holding || this.outputBlocked || this.reader.paused;
   }
 
   /** Restart the idle timer: any input counts as activity. */
@@ -151,14 +246,41 @@ export class Connection {
     this.timers.idle = setTimeout(() => this.timeout(xmppMessages.idleTimeout(this.deps.timeouts.idleMs)), this.deps.timeouts.idleMs);
   }
 
+  /**
+   * The partial-document clock times the peer, not the agent: it advances in
+   * ticks, a tick that comes late (the agent was busy) counts as one tick,
+   * ticks while the connection is not reading count nothing, and the verdict
+   * waits for one turn of the event loop, in which input that arrived while
+   * the agent was busy is read first.
+   */
   private watchPartialDocument(): void {
-    if (!this.reader.midElement) {
-      clearTimeout(this.timers.partial);
-      this.timers.partial = undefined;
-    } else if (!this.timers.partial) {
-      const ms = this.deps.timeouts.partialDocumentMs;
-      this.timers.partial = setTimeout(() => this.timeout(xmppMessages.partialTimeout(ms)), ms);
-    }
+    if (this.state === 'closing' || this.state === 'closed') return;
+    if (!this.reader.midElement) return this.stopPartialClock();
+    if (this.partial && this.partial.completed === this.completed) return;
+    this.stopPartialClock();
+    const ms = this.deps.timeouts.partialDocumentMs;
+    const tick = Math.max(10, Math.ceil(ms / 10));
+    const clock = { last: performance.now(), elapsed: 0, completed: this.completed, timer: setInterval(() => this.partialTick(clock, tick, ms), tick) };
+    this.partial = clock;
+  }
+
+  private partialTick(clock: NonNullable<Connection['partial']>, tick: number, ms: number): void {
+    const now = performance.now();
+    if (!this.readingStopped) clock.elapsed += Math.min(now - clock.last, tick);
+    clock.last = now;
+    if (clock.elapsed < ms) return;
+    setImmediate(() => {
+      if (this.partial !== clock || !this.reader.midElement || this.state === 'closing' || this.state === 'closed') return;
+      // Bytes came in this very turn: they were waiting on the agent, not the peer. The next tick judges again.
+      if (this.lastInput >= now) return;
+      this.timeout(xmppMessages.partialTimeout(ms));
+    });
+  }
+
+  private stopPartialClock(): void {
+    if (!this.partial) return;
+    clearInterval(this.partial.timer);
+    this.partial = undefined;
   }
 
   private xmlError(err: XmlError): void {
@@ -180,8 +302,11 @@ export class Connection {
   }
 
   private onHeader(h: StreamHeader): void {
-    const from = h.attrs['from'];
-    this.sendHeader(from);
+    // A header is expected once per stream, at its start; a second one would swallow what follows.
+    if (h.again || !(this.state === 'awaiting-stream' || this.state === 'awaiting-tls-stream' || this.state === 'awaiting-authed-stream')) {
+      return this.fail('not-well-formed', xmppMessages.unexpectedHeader());
+    }
+    this.sendHeader(h.attrs['from']);
     const local = this.deps.kind !== 'remote';
     switch (this.state) {
       case 'awaiting-stream':
@@ -209,8 +334,6 @@ export class Connection {
         this.write(wire.features({ bind: true }));
         this.online(this.session!.principal);
         break;
-      default:
-        this.fail('not-well-formed', xmppMessages.unexpectedHeader());
     }
   }
 
@@ -239,8 +362,22 @@ export class Connection {
     return this.trustedCommonName() ? ['EXTERNAL', 'PLAIN'] : ['PLAIN'];
   }
 
-  private onElement(el: XmlElement): void {
-    if (this.holding) return; // input after <starttls/> or <auth/> in the same read belongs to a later stream
+  /** A top-level start tag: before login only the handshake's elements are read, and only a few. */
+  private admit(name: string): void {
+    if (this.session) return;
+    const limits = this.preAuthLimits;
+    if (!HANDSHAKE_ELEMENTS.has(localName(name))) {
+      this.log.debug('element refused before login', { name, address: this.address });
+      this.fail('not-authorized', this.tls || this.deps.kind !== 'remote' ? xmppMessages.notYetAuthenticated(name) : xmppMessages.tlsFirst());
+    } else if (++this.preAuthStanzas > limits.maxStanzas) {
+      this.fail('policy-violation', xmppMessages.tooMuchBeforeLogin(limits.maxStanzas));
+    }
+  }
+
+  private onElement(el: XmlElement, bytes: number): void {
+    this.completed++;
+    // Only <auth/> holds the stream (the reader stops at <starttls/>): nothing may follow it before its answer.
+    if (this.holding) return this.fail('policy-violation', xmppMessages.beforeAuthAnswer(el.name));
     switch (el.local) {
       case 'starttls':
         return this.onStartTls();
@@ -252,7 +389,7 @@ export class Connection {
       case 'iq':
         return this.onIq(el);
       case 'ldm_interface':
-        return this.onDocument(el);
+        return this.onDocument(el, bytes);
       case 'presence':
       case 'message':
         // Stock clients announce presence once online; nothing to do with it.
@@ -266,6 +403,8 @@ export class Connection {
   private onStartTls(): void {
     if (this.state !== 'awaiting-starttls' || this.tls) return this.fail('policy-violation', xmppMessages.unexpected('starttls'));
     this.write(wire.proceed());
+    // What follows <starttls/> in the same read is not for this stream (at best, TLS bytes sent too early).
+    this.reader.stop();
     this.state = 'tls-handshake';
     this.holding = true;
     const plain = this.socket;
@@ -293,7 +432,7 @@ export class Connection {
     }
     const mechanism = (attr(el, 'mechanism') ?? '').toUpperCase();
     this.holding = true;
-    this.socket.pause();
+    this.flow();
     this.authenticate(mechanism, el.text)
       .then((principal) => {
         if (this.state !== 'awaiting-auth') return;
@@ -315,7 +454,7 @@ export class Connection {
       })
       .finally(() => {
         this.holding = false;
-        if (this.state !== 'closing' && this.state !== 'closed') this.socket.resume();
+        this.flow();
       });
   }
 
@@ -356,6 +495,7 @@ export class Connection {
   private online(principal: Principal, state: 'online' | 'awaiting-starttls' = 'online'): void {
     this.session ??= { principal, events: new Set() };
     this.state = state;
+    this.reader.setLimits(this.deps.limits);
     clearTimeout(this.timers.handshake);
     this.timers.handshake = undefined;
     this.subscription ??= this.deps.bus.subscribe((ev) => this.sendEvent(ev), this.session.events);
@@ -376,15 +516,20 @@ export class Connection {
 
   // ── LDM documents ───────────────────────────────────────────────────────
 
-  private onDocument(el: XmlElement): void {
+  private onDocument(el: XmlElement, bytes: number): void {
     const session = this.session;
     const mayProcess = session && (this.state === 'online' || (this.deps.kind === 'unix' && this.state === 'awaiting-starttls'));
     if (!mayProcess) {
       return this.fail('not-authorized', this.tls || this.deps.kind !== 'remote' ? xmppMessages.notYetAuthenticated(el.name) : xmppMessages.tlsFirst());
     }
-    if (++this.queued > this.deps.maxQueuedDocuments) return this.fail('policy-violation', xmppMessages.tooManyQueued(this.deps.maxQueuedDocuments));
+    this.queued++;
+    this.queuedBytes += bytes;
+    // The reader stops after this document; the next one is read once an answer has made room.
+    if (this.queueFull) this.reader.pause();
     this.work = this.work.then(async () => {
       try {
+        await this.outputRoom();
+        if (this.failed || this.state === 'closed') return;
         const response = await this.answer(el, session);
         this.write(response);
       } catch (err) {
@@ -392,8 +537,30 @@ export class Connection {
         this.write(encodeDocument(overallFailure(xmppMessages.internalError())));
       } finally {
         this.queued--;
+        this.queuedBytes -= bytes;
+        if (this.reader.paused && !this.queueFull && !this.failed) this.input(() => this.reader.resume());
       }
     });
+  }
+
+  private get queueFull(): boolean {
+    return this.queued >= this.deps.maxQueuedDocuments || this.queuedBytes >= (this.deps.maxQueuedBytes ?? this.deps.limits.maxBytes);
+  }
+
+  /** Resolves once the peer has taken enough of our output to answer the next document (or the connection is gone). */
+  private outputRoom(): Promise<void> | undefined {
+    if (!this.outputBlocked) return undefined;
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private readonly onDrain = (): void => {
+    this.outputBlocked = false;
+    this.releaseDrainWaiters();
+    this.flow();
+  };
+
+  private releaseDrainWaiters(): void {
+    for (const resolve of this.drainWaiters.splice(0)) resolve();
   }
 
   private async answer(el: XmlElement, session: Session): Promise<string> {
@@ -422,7 +589,17 @@ export class Connection {
 
   private write(text: string): void {
     if (this.state === 'closed' || this.socket.destroyed) return;
-    this.socket.write(text);
+    const socket = this.socket;
+    socket.write(text);
+    const unread = socket.writableLength;
+    if (unread > peakUnread) peakUnread = unread;
+    // 'drain' comes only once the socket asked for it (past its own high-water mark).
+    if (unread > this.deps.maxOutboundBytes && socket.writableNeedDrain && !this.outputBlocked) {
+      this.outputBlocked = true;
+      this.log.debug('output backed up: reading paused', { address: this.address, pending: unread });
+      socket.once('drain', this.onDrain);
+      this.flow();
+    }
   }
 
   private onPeerEnd(): void {
@@ -439,10 +616,17 @@ export class Connection {
   /** Send a stream error (RFC 6120 section 4.9) and close. */
   fail(condition: wire.StreamErrorCondition, text?: string, destroy = false): void {
     if (this.state === 'closing' || this.state === 'closed') return;
+    this.failed = true;
+    this.reader.stop();
+    // Nothing more is read: a peer flooding us costs no more reading (the socket is destroyed shortly).
+    if (this.state !== 'tls-handshake') this.socket.pause();
     if (!this.headerSent) this.sendHeader();
     this.write(wire.streamError(condition, text));
     this.state = 'closing';
     this.finish(destroy);
+    // Unread input is left unread; once the error is on its way the socket goes (its slot with it).
+    const socket = this.socket;
+    if (!destroy) socket.once('finish', () => socket.destroy());
   }
 
   /** Close cleanly: </stream:stream>, then end the socket. */
@@ -467,7 +651,7 @@ export class Connection {
   private clearTimers(): void {
     clearTimeout(this.timers.handshake);
     clearTimeout(this.timers.idle);
-    clearTimeout(this.timers.partial);
+    this.stopPartialClock();
   }
 
   private closed(): void {
@@ -476,6 +660,10 @@ export class Connection {
     this.state = 'closed';
     this.clearTimers();
     this.subscription?.close();
+    live.delete(this);
+    // Answers waiting for room are dropped: there is no one to read them.
+    this.outputBlocked = false;
+    this.releaseDrainWaiters();
     this.deps.onClose(this);
   }
 }

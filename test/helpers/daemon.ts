@@ -1,13 +1,19 @@
 /**
- * The real daemon as a child process (`bin/ldm-agent.js`), in a temporary
- * directory, on a free port. Resolves once it has printed its start-up banner.
+ * The real daemon as a child process (`ldm-agent` run from its sources), in a
+ * temporary directory, on a free port. Resolves once it has printed its start-up banner.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-export const AGENT_BIN = new URL('../../bin/ldm-agent.js', import.meta.url).pathname;
+/**
+ * Node arguments that run `ldm-agent` from the TypeScript sources through tsx, never the
+ * bundle in dist/ (which may be older than the sources); test/bins.test.ts runs the bins.
+ * tsx is named by its resolved URL, since children may run in another directory.
+ */
+export const AGENT_ARGS = ['--import', import.meta.resolve('tsx'), fileURLToPath(new URL('../../agent/cli/ldm-agent.ts', import.meta.url))];
 
 export interface Daemon {
   proc: ChildProcessWithoutNullStreams;
@@ -47,7 +53,7 @@ export async function startDaemonIn(t: { teardown(fn: () => unknown): void }, di
 async function spawnDaemon(dir: string, extraArgs: string[]): Promise<Daemon> {
   const proc = spawn(
     process.execPath,
-    [AGENT_BIN, '--listen', '127.0.0.1:0', '--http', 'off', '--state', join(dir, 'var'), '--certs', join(dir, 'certs'), '--hostname', 'test-host', ...extraArgs],
+    [...AGENT_ARGS, '--listen', '127.0.0.1:0', '--http', 'off', '--state', join(dir, 'var'), '--certs', join(dir, 'certs'), '--hostname', 'test-host', ...extraArgs],
     { cwd: dir, env: { ...process.env, LDM_LOG_LEVEL: 'info' } },
   );
   let out = '';

@@ -17,8 +17,9 @@ export class RawPeer {
     this.listen(socket);
   }
 
-  static async tcp(port: number, host = '127.0.0.1'): Promise<RawPeer> {
-    return RawPeer.opened(net.connect(port, host));
+  /** `localAddress` picks the peer's own address, e.g. another 127.x to look like another host. */
+  static async tcp(port: number, host = '127.0.0.1', localAddress?: string): Promise<RawPeer> {
+    return RawPeer.opened(net.connect({ port, host, localAddress }));
   }
 
   static async unix(path: string): Promise<RawPeer> {
@@ -123,8 +124,8 @@ export const plainAuth = (user: string, password: string) =>
 export const LIST_DOMAIN = '<LDM_interface version="1.3"><cmd><action>list-domain</action><data version="3.0"/></cmd></LDM_interface>';
 
 /** Drive a raw peer to the online state with a password; returns the peer. */
-export async function onlineRawPeer(port: number, user: string, password: string): Promise<RawPeer> {
-  const p = await RawPeer.tcp(port);
+export async function onlineRawPeer(port: number, user: string, password: string, localAddress?: string): Promise<RawPeer> {
+  const p = await RawPeer.tcp(port, '127.0.0.1', localAddress);
   p.write(HEADER);
   await p.until(/<\/stream:features>/);
   p.write(STARTTLS);
