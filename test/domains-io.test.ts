@@ -16,7 +16,7 @@ import { StateStore } from '../agent/model/store.ts';
 import type { LdmDocument } from '../agent/xml/document.ts';
 import { LdmClient } from '../agent/xmpp/client.ts';
 import { cpu, data, memory, request, type ItemSpec } from './helpers/requests.ts';
-import { messages, ok } from './helpers/session.ts';
+import { messages, mustSucceed, ok, refusalOf } from './helpers/session.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'ldm-io-'));
 t.teardown(() => rmSync(root, { recursive: true, force: true }));
@@ -36,16 +36,9 @@ mkdirSync(state, { mode: 0o700 });
 let { agent, client, stop } = await agentOn(state);
 t.teardown(() => stop());
 
-async function must(text: string): Promise<LdmDocument> {
-  const r = await client.request(text);
-  if (!ok(r)) throw new Error(`refused: ${messages(r).join('; ')}`);
-  return r;
-}
-async function refused(text: string): Promise<string> {
-  const r = await client.request(text);
-  if (ok(r)) throw new Error('expected a refusal');
-  return messages(r).join('; ');
-}
+// Through `client` as it is at the call: a restart below replaces it.
+const must = (text: string) => mustSucceed(client, text);
+const refused = (text: string) => refusalOf(client, text);
 const warnings = (doc: LdmDocument) => doc.commands[0]!.data.flatMap((d) => d.warning?.messages ?? []);
 const dev = (name: string, props: Record<string, string> = {}): ItemSpec => ({ type: 'physio_device', props: { name, ...props } });
 const pf = (name: string, props: Record<string, string> = {}): ItemSpec => ({ type: 'physio_device', props: { iov_pf_name: name, ...props } });

@@ -7,22 +7,14 @@ import type { Content, Item, LdmDocument } from '../agent/xml/document.ts';
 import { encodeDocument } from '../agent/xml/encode.ts';
 import { startTestAgent } from './helpers/agent.ts';
 import { cpu, data, itemXml, memory, request, type ItemSpec } from './helpers/requests.ts';
-import { adminSession, messages, ok } from './helpers/session.ts';
+import { adminSession, messages, mustSucceed, refusalOf } from './helpers/session.ts';
 
 const agent = await startTestAgent(t, { users: [['admin', 'write', 'admin-secret']] });
 const admin = await adminSession(agent);
 t.teardown(() => admin.close());
 
-async function must(text: string): Promise<LdmDocument> {
-  const r = await admin.request(text);
-  if (!ok(r)) throw new Error(`refused: ${messages(r).join('; ')}`);
-  return r;
-}
-async function refused(text: string): Promise<string> {
-  const r = await admin.request(text);
-  if (ok(r)) throw new Error('expected a refusal');
-  return messages(r).join('; ');
-}
+const must = (text: string) => mustSucceed(admin, text);
+const refused = (text: string) => refusalOf(admin, text);
 /** The 3.6 second object response: the warnings of every object of the first command. */
 const warnings = (doc: LdmDocument) => doc.commands[0]!.data.flatMap((d) => d.warning?.messages ?? []);
 const info = (props: Record<string, string>): ItemSpec => ({ type: 'ldom_info', props });

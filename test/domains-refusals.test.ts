@@ -1,19 +1,14 @@
 // What the manager refuses, and in which words; a refused change leaves nothing behind.
 import t from 'tap';
-import type { LdmDocument } from '../agent/xml/document.ts';
 import { startTestAgent } from './helpers/agent.ts';
 import { cpu, data, memory, request } from './helpers/requests.ts';
-import { adminSession, messages, ok } from './helpers/session.ts';
+import { adminSession, messages, mustSucceed, ok } from './helpers/session.ts';
 
 const agent = await startTestAgent(t, { users: [['admin', 'write', 'admin-secret']] });
 const admin = await adminSession(agent);
 t.teardown(() => admin.close());
 
-async function must(text: string): Promise<LdmDocument> {
-  const r = await admin.request(text);
-  if (!ok(r)) throw new Error(`refused: ${messages(r).join('; ')}`);
-  return r;
-}
+const must = (text: string) => mustSucceed(admin, text);
 /** The refusal text of a request that must fail at object level. */
 async function refused(text: string): Promise<string> {
   const r = await admin.request(text);

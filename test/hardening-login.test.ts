@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureCerts } from '../agent/auth/certs.ts';
 import { startTestAgent, type TestAgent } from './helpers/agent.ts';
-import { HEADER, LIST_DOMAIN, onlineRawPeer, plainAuth, RawPeer, STARTTLS } from './helpers/raw.ts';
+import { HEADER, LIST_DOMAIN, onlineRawPeer, plainAuth, RawPeer, STARTTLS, tlsRawPeer } from './helpers/raw.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // An honest login and list-domain take well under a second; the margin is for a loaded test machine.
@@ -158,15 +158,7 @@ t.test('a login flood from 64 addresses: at most 2 checks at once, and a returni
   // Each address sends one wrong password for a name of its own, all at once.
   const peers = await Promise.all(
     Array.from({ length: 64 }, async (_, w) => {
-      const p = await RawPeer.tcp(agent.port, '127.0.0.1', `127.0.3.${w + 1}`);
-      p.write(HEADER);
-      await p.until(/<\/stream:features>/);
-      p.write(STARTTLS);
-      await p.until(/<proceed/);
-      await p.startTls();
-      p.write(HEADER);
-      await p.until(/<\/stream:features>/);
-      return p;
+      return tlsRawPeer(agent.port, `127.0.3.${w + 1}`);
     }),
   );
   peers.forEach((p, w) => p.write(plainAuth(`flood-${w}`, 'wrong-guess')));

@@ -8,7 +8,7 @@ import t from 'tap';
 import { LdmClient } from '../agent/xmpp/client.ts';
 import { unreadOutput } from '../agent/xmpp/connection.ts';
 import { startTestAgent } from './helpers/agent.ts';
-import { HEADER, LIST_DOMAIN, onlineRawPeer, plainAuth, RawPeer, STARTTLS } from './helpers/raw.ts';
+import { HEADER, LIST_DOMAIN, onlineRawPeer, plainAuth, RawPeer, STARTTLS, tlsRawPeer } from './helpers/raw.ts';
 import { data, request } from './helpers/requests.ts';
 
 const MAX_OUTBOUND = 128 * 1024;
@@ -28,18 +28,7 @@ async function streamError(p: RawPeer, ms = 5000): Promise<{ condition: string; 
 }
 
 /** A TLS peer up to the SASL mechanisms (awaiting <auth>). */
-async function tlsPeer(localAddress?: string): Promise<RawPeer> {
-  const p = await RawPeer.tcp(agent.port, localAddress);
-  p.write(HEADER);
-  await p.until(/<\/stream:features>/);
-  p.write(STARTTLS);
-  await p.until(/<proceed/);
-  await p.startTls();
-  p.write(HEADER);
-  await p.until(/<\/stream:features>/);
-  p.text = '';
-  return p;
-}
+const tlsPeer = (): Promise<RawPeer> => tlsRawPeer(agent.port);
 
 /**
  * A logged-in TLS client on a bare socket, so the test sees its own write

@@ -123,8 +123,8 @@ export const plainAuth = (user: string, password: string) =>
   `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from(`\0${user}\0${password}`).toString('base64')}</auth>`;
 export const LIST_DOMAIN = '<LDM_interface version="1.3"><cmd><action>list-domain</action><data version="3.0"/></cmd></LDM_interface>';
 
-/** Drive a raw peer to the online state with a password; returns the peer. */
-export async function onlineRawPeer(port: number, user: string, password: string, localAddress?: string): Promise<RawPeer> {
+/** A raw TCP peer taken through STARTTLS, up to the SASL mechanisms (awaiting <auth>); its text cleared. */
+export async function tlsRawPeer(port: number, localAddress?: string): Promise<RawPeer> {
   const p = await RawPeer.tcp(port, '127.0.0.1', localAddress);
   p.write(HEADER);
   await p.until(/<\/stream:features>/);
@@ -133,6 +133,13 @@ export async function onlineRawPeer(port: number, user: string, password: string
   await p.startTls();
   p.write(HEADER);
   await p.until(/<\/stream:features>/);
+  p.text = '';
+  return p;
+}
+
+/** Drive a raw peer to the online state with a password; returns the peer. */
+export async function onlineRawPeer(port: number, user: string, password: string, localAddress?: string): Promise<RawPeer> {
+  const p = await tlsRawPeer(port, localAddress);
   p.write(plainAuth(user, password));
   await p.until(/<success/);
   p.text = '';

@@ -21,3 +21,17 @@ export function messages(doc: LdmDocument): string[] {
 }
 
 export const ok = (doc: LdmDocument) => doc.response?.status === 'success';
+
+/** Send a request that must succeed; a refusal throws with its texts. */
+export async function mustSucceed(client: LdmClient, text: string): Promise<LdmDocument> {
+  const r = await client.request(text);
+  if (!ok(r)) throw new Error(`refused: ${messages(r).join('; ')}`);
+  return r;
+}
+
+/** Send a request that must be refused; returns the refusal texts, joined. */
+export async function refusalOf(client: LdmClient, text: string): Promise<string> {
+  const r = await client.request(text);
+  if (ok(r)) throw new Error('expected a refusal');
+  return messages(r).join('; ');
+}
