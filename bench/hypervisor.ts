@@ -12,7 +12,8 @@
  *     writes (writePages in batches of 64) over a 64M working set of random content,
  *     beside `Buffer.copy` of the same 8 KiB pieces from/to the same places;
  *   digest of the 64M guest beside one SHA-256 over the same 64M in one Buffer;
- *   scrub of the 64M beside `Buffer.fill(0)` of the same bytes.
+ *   scrub of the 64M (its slabs handed back to the kernel, which zeroes them before any
+ *     reuse) beside `Buffer.fill(0)` of the same bytes: what zeroing in user space would cost.
  *
  * Environment: BENCH_ROUND_MS (default 400), BENCH_ROUNDS (5), as bench/codec.ts.
  */
@@ -289,7 +290,7 @@ async function pageRows(): Promise<Row[]> {
     const report = await target.destroy();
     const zeroFill = median(fillTimes);
     rows.push({
-      figure: 'scrub, 64M resident (zero, then free)',
+      figure: 'scrub, 64M resident (slabs released to the kernel)',
       value: `${mbps(report.bytes, report.scrubMs)} (${us(report.scrubMs)})`,
       baseline: `${mbps(WS_BYTES, zeroFill)} (Buffer.fill(0) of 64M)`,
       ratio: report.scrubMs / zeroFill,
