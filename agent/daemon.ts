@@ -38,7 +38,7 @@ export interface RunningAgent {
 /** Bounds a test or an embedding program may tighten; the daemon uses the defaults. */
 export type ServiceTuning = Pick<
   XmppServerOptions,
-  'timeouts' | 'maxConnections' | 'maxLocalConnections' | 'maxConnectionsPerAddress' | 'maxOutboundBytes' | 'throttle' | 'limits'
+  'timeouts' | 'maxConnections' | 'maxLocalConnections' | 'maxConnectionsPerAddress' | 'maxOutboundBytes' | 'throttle' | 'limits' | 'binaryChannels'
 > & {
   /** Bounds on what one request document may ask for. */
   manager?: Partial<ManagerLimits>;

@@ -35,6 +35,10 @@ export const ErrorCodes = {
   GUEST_VARIABLE: 'LDM_ERR_GUEST_VARIABLE',
   /** Guest memory would pass the simulator's budget for resident guest memory. */
   GUEST_MEMORY_BUDGET: 'LDM_ERR_GUEST_MEMORY_BUDGET',
+  /** A frame of the migration page stream breaks the wire format (agent/migration/README.md). */
+  MIGRATION_FRAME: 'LDM_ERR_MIGRATION_FRAME',
+  /** The migration page stream cannot go on: its socket closed or failed. */
+  MIGRATION_CHANNEL: 'LDM_ERR_MIGRATION_CHANNEL',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -62,6 +62,31 @@ export const modelMessages = {
     `the delayed reconfiguration saved for ${domain} cannot be applied (${reason}): starting without it; ${domain} keeps its previous configuration`,
 } as const;
 
+/** The model's side of migrations (agent/model/migrations.ts): refusals, and the log lines of the settling at start. */
+export const migrationModelMessages = {
+  beingMigrated: (name: string, role: 'source' | 'target', peer: string, error: boolean) =>
+    error
+      ? `LDom ${name} is in the migration error state (its migration to ${peer} lost the handoff): it cannot be changed until the migration is settled (cancel-operation migration ${name})`
+      : `LDom ${name} is being migrated ${role === 'source' ? 'to' : 'from'} ${peer}: it cannot be changed until the migration ends`,
+  otherMigrating: (name: string, verb: 'bound' | 'stopped', migrating: string) =>
+    `LDom ${name} cannot be ${verb} while LDom ${migrating} is being migrated`,
+  alreadyMigrating: (name: string, peer: string) => `A migration of LDom ${name} is already in progress (with ${peer})`,
+  controlDomain: () => 'The control domain (primary) cannot be migrated',
+  providesServices: (name: string, services: string[]) =>
+    `LDom ${name} provides virtual I/O services (${services.join(', ')}) to other domains: it cannot be migrated`,
+  notMigrating: (name: string, role: 'source' | 'target') => `LDom ${name} is not the ${role} of a migration`,
+  notInError: (name: string) => `LDom ${name} is not in the migration error state`,
+  resourceTaken: (name: string, what: string) => `Cannot reserve ${what} for LDom ${name}: it is no longer free`,
+  planInvalid: (name: string, detail: string) => `Cannot reserve resources for LDom ${name}: ${detail}`,
+  badFinalState: (name: string, from: string, to: string) => `LDom ${name} received as ${from} cannot end the migration ${to}`,
+  startTargetRemoved: (name: string, peer: string, id: string) =>
+    `half-received domain ${name} (migration ${id} from ${peer}) found at start: removed, its resources freed`,
+  startSourceCleared: (name: string, peer: string, id: string, phase: string) =>
+    `migration ${id} of ${name} to ${peer} was cut short by a restart (phase ${phase}, before the handoff): cancelled, the domain runs on here`,
+  startSourceInError: (name: string, peer: string, id: string) =>
+    `domain ${name} is in the migration error state (migration ${id} to ${peer}): its guest is not started until the migration is settled`,
+} as const;
+
 /** Texts of the manager: what a client reads in resp_msg. Oracle's `ldm` wording where documented. */
 export const managerMessages = {
   notImplemented: (action: string) => `${action} is not implemented by this version of ldm-agent`,
@@ -198,6 +223,31 @@ export const clientMessages = {
   mechanismNotOffered: (m: string, offered: string[]) => `the server does not offer SASL ${m} (offered: ${offered.join(', ') || 'none'})`,
   saslFailure: (condition: string, text?: string) => `authentication failed: ${condition}${text ? `: ${text}` : ''}`,
   tlsFailed: (detail: string) => `TLS handshake failed: ${detail}`,
+  channelRefused: (channel: string, detail: string) => `the agent refused the binary channel ${channel}: ${detail}`,
+  channelPending: () => 'requests are still waiting for their answers: a binary channel is opened on an idle connection',
+} as const;
+
+/**
+ * Texts of the migration page stream (agent/migration/channel.ts) and of the switch
+ * of a connection to it (agent/xmpp/connection.ts).
+ */
+export const channelMessages = {
+  unknownFrame: (type: number) => `unknown frame type ${type} in the migration stream (known: 1 pages, 2 control, 3 end)`,
+  frameTooLarge: (bytes: number, max: number) => `migration frame of ${bytes} bytes is larger than the limit of ${max} bytes`,
+  pageIndex: (index: number, pages: number) => `page ${index} in the migration stream is past the guest's ${pages} pages`,
+  pageKind: (kind: number, index: number) => `page ${index} in the migration stream has kind ${kind} (known: 0 zero page, 1 data)`,
+  batchLength: (declared: number, count: number) => `a page batch of ${declared} bytes does not hold the ${count} pages it announces`,
+  controlNotJson: (detail: string) => `a control frame of the migration stream is not UTF-8 JSON: ${detail}`,
+  endNotEmpty: (bytes: number) => `the end frame of the migration stream carries ${bytes} bytes (it carries none)`,
+  afterEnd: () => 'bytes after the end frame of the migration stream',
+  truncated: (bytes: number) => `the migration stream ended inside a frame (${bytes} bytes of it received)`,
+  closed: () => 'the migration stream is closed',
+  socketError: (detail: string) => `the migration stream failed: ${detail}`,
+  switchMalformed: () => 'a migration-channel request names one channel: one cmd, its name in <arguments>, no <data>',
+  switchRole: (user: string) => `user ${user} may not open a binary channel: it needs the write role`,
+  switchUnknown: (name: string) => `no binary channel ${name} on this agent`,
+  switchBadUtf8: () => 'the bytes before the binary channel are not valid UTF-8',
+  switched: (name: string) => `binary channel ${name} open: what follows on this connection is binary frames`,
 } as const;
 
 /** Texts about settings and start-up. */
@@ -411,4 +461,69 @@ export const guestMessages = {
 /** Texts of the logger itself. */
 export const logMessages = {
   repeated: (msg: string, times: number, seconds: number) => `${msg} (repeated ${times} more times in ${seconds} s, not shown)`,
+} as const;
+
+/**
+ * Phase 1 of a migration (agent/migration/checks.ts): one reason line per failed
+ * check, then the summary line. Oracle's wording where migration.md quotes it (the
+ * summary lines, the memory congruency line, the OpenBoot and debugger lines), ours
+ * in the same style elsewhere. `source`/`target` are the machines' host names.
+ */
+export const migrationMessages = {
+  failed: (name: string) => `Domain Migration of LDom ${name} failed`,
+  wouldFail: (name: string) => `Domain Migration of LDom ${name} would fail if attempted`,
+  // On the source, before the target is asked.
+  noSuchDomain: (name: string) => `LDom ${name} does not exist`,
+  controlDomain: (name: string) => `The control domain ${name} cannot be migrated`,
+  noGuest: (name: string) => `LDom ${name} is active but its guest is not running on this machine`,
+  // On the target, in the order of the checks.
+  incompleteOffer: (name: string, what: string) => `The source sent no ${what} for LDom ${name}: the migration offer is incomplete`,
+  protocol: (source: string, theirs: number, target: string, ours: number) =>
+    `Source machine ${source} speaks migration protocol version ${theirs}, target machine ${target} version ${ours}: the versions are not compatible`,
+  managerVersion: (source: string, theirs: string, target: string, ours: string) =>
+    `Logical Domains Manager ${theirs} on source machine ${source} and ${ours} on target machine ${target} are not compatible for migration (both must be 1.1 or later, at most one major version apart)`,
+  firmware: (machine: string, role: 'source' | 'target', firmware: string, minimum: string) =>
+    `System firmware ${firmware} on ${role} machine ${machine} does not support domain migration (${minimum} or later is needed)`,
+  invalidName: (name: string) => `Invalid domain name on the target: ${name}`,
+  nameTaken: (name: string, target: string) => `LDom ${name} already exists on target machine ${target}: give the domain another name there (target-host:new-name)`,
+  tooManyDomains: (target: string, limit: number) => `Target machine ${target} already has ${limit} domains, the most it allows (the primary included)`,
+  uuidInUse: (uuid: string, name: string, other: string, target: string) => `UUID ${uuid} of LDom ${name} is already used by LDom ${other} on target machine ${target}`,
+  hostidInUse: (hostid: string, name: string, other: string, target: string) =>
+    `Host ID ${hostid} of LDom ${name} is already used by LDom ${other} on target machine ${target}`,
+  domainMacInUse: (mac: string, name: string, target: string) => `MAC address ${mac} of LDom ${name} is already in use on target machine ${target}`,
+  globalCounters: (name: string, other: string, target: string) =>
+    `LDom ${name} has the global performance counters, which LDom ${other} holds on target machine ${target}: only one domain at a time may have them`,
+  cpuType: (name: string, source: string, sourceCpu: string, target: string, targetCpu: string) =>
+    `The CPU of target machine ${target} (${targetCpu}) differs from that of source machine ${source} (${sourceCpu}): live migration of LDom ${name} needs cpu-arch=generic (set while the domain is inactive) or -f`,
+  cpuClass: (name: string, machine: string, cpu: string) =>
+    `LDom ${name} has cpu-arch=migration-class1, which the ${cpu} CPU of machine ${machine} does not support (SPARC T4 or later is needed)`,
+  notEnoughCores: (name: string, target: string, vcpus: number, wanted: number, free: number) =>
+    `Not enough free whole cores on target machine ${target} for the ${vcpus} virtual CPUs of LDom ${name}: ${wanted} needed, ${free} free`,
+  notEnoughCpus: (name: string, target: string, wanted: number, free: number) =>
+    `Not enough free CPUs on target machine ${target} for LDom ${name}: ${wanted} needed, ${free} free`,
+  notEnoughMemory: (name: string, target: string, wanted: string, free: string) =>
+    `Not enough free memory on target machine ${target} for LDom ${name}: ${wanted} needed, ${free} free`,
+  memoryLayout: (pa: string, ra: string, size: string) =>
+    `Free memory layout and congruency requirements prevent binding the memory block with PA ${pa}, RA ${ra}, and size ${size}`,
+  physicalIo: (name: string, device: string) =>
+    `LDom ${name} has direct access to the physical I/O device ${device}: a domain with PCIe buses, PCIe endpoints or SR-IOV virtual functions cannot be migrated`,
+  noVolume: (volume: string, service: string, disk: string, name: string, target: string) =>
+    `Virtual disk back end ${volume}@${service} of disk ${disk} of LDom ${name} does not exist on target machine ${target}`,
+  volumeOptions: (volume: string, service: string, theirs: string, target: string, ours: string) =>
+    `Virtual disk back end ${volume}@${service} has options ${theirs || 'none'} on the source and ${ours || 'none'} on target machine ${target}: they must be the same for a live migration`,
+  volumeMpgroup: (volume: string, service: string, theirs: string, target: string, ours: string) =>
+    `Virtual disk back end ${volume}@${service} is in mpgroup ${theirs || 'none'} on the source and ${ours || 'none'} on target machine ${target}: they must be the same for a live migration`,
+  noVsw: (service: string, vnet: string, name: string, target: string) =>
+    `Virtual switch ${service} needed by network ${vnet} of LDom ${name} does not exist on target machine ${target}`,
+  vnetMacInUse: (mac: string, vnet: string, name: string, target: string) =>
+    `MAC address ${mac} of network ${vnet} of LDom ${name} is already in use on target machine ${target}`,
+  noConsole: (name: string, target: string) =>
+    `No virtual console concentrator on target machine ${target} has a free port for LDom ${name} (add-vconscon, or widen a port range)`,
+  delayedReconf: (machine: string, role: 'source' | 'target') =>
+    `Migration is not supported while a delayed reconfiguration is pending on the ${role} machine ${machine}`,
+  elastic: (machine: string, role: 'source' | 'target') =>
+    `Migration is not supported while the elastic power management policy is in effect on the ${role} machine ${machine}`,
+  runState: (name: string, state: 'OpenBoot Running' | 'Solaris debugging') => `Migration is not supported while the domain ${name} is in the '${state}' state`,
+  osTooOld: (name: string, os: string) =>
+    `Live migration of LDom ${name} is not supported: its OS release ${os} is older than Solaris 10 9/10 (s10u9); stop the domain to migrate it cold`,
 } as const;

@@ -14,6 +14,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   hypervisor: () => import('./hypervisor.ts'),
   transport: () => import('./transport.ts'),
   cli: () => import('./cli.ts'),
+  migration: () => import('./migration.ts'),
 };
 
 /** These start bin/*.js, which run the bundles in dist/: built first, so never older than the sources. */

@@ -22,6 +22,8 @@ import { decodeRequest, type DocumentKind } from '../agent/xml/decode.ts';
 import { failure, item, type Content, type Data, type Item, type LdmDocument, type Section } from '../agent/xml/document.ts';
 import { encodeDocument } from '../agent/xml/encode.ts';
 import { completeResponse } from '../agent/xml/respond.ts';
+import { toLdmEvent } from '../agent/manager/events.ts';
+import type { MigrationStatus } from '../agent/model/migrations.ts';
 
 export const EXAMPLES_DIR = dirname(fileURLToPath(import.meta.url));
 
@@ -101,13 +103,21 @@ function event(action: string, contents: Content[]): LdmDocument {
   };
 }
 
-/** Migration progress events (protocol.md section 6): an ldom_info with progress, status and the source host. */
+/**
+ * Migration progress events (protocol.md section 6): an ldom_info with progress,
+ * status and the reporting host, rendered by the agent's own toLdmEvent from the
+ * model event agent/model/migrations.ts announces.
+ */
 function events(): Array<[string, LdmDocument]> {
-  const progress = (percent: string, status: string) =>
-    event('migrate-domain', [domain('ldg1', [item('ldom_info', { progress: percent, status, source: HOST })])]);
+  const progress = (percent: number, status: MigrationStatus) => {
+    const ev = toLdmEvent({ class: 'progress', domain: 'ldg1', progress: percent, status, source: HOST });
+    // The type the encoder writes when a Content has none, as decoding the file gives it back.
+    return event(ev.action, ev.envelope.contents.map((c) => ({ ...c, type: c.type ?? 'VirtualSystem_Type' })));
+  };
   return [
-    ['migration-progress', progress('45%', 'ongoing')],
-    ['migration-done', progress('100%', 'done')],
+    ['migration-progress', progress(45, 'ongoing')],
+    ['migration-done', progress(100, 'done')],
+    ['migration-failed', progress(62, 'failed')],
   ];
 }
 

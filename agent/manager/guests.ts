@@ -71,6 +71,14 @@ export class Guests implements GuestHost {
     this.log?.info('guest destroyed', { domain: name, scrubbedPages: scrub.pages, scrubMs: Number(scrub.scrubMs.toFixed(2)) });
   }
 
+  /** What list-domain shows of a running guest's workload (sim-workload, sim-filled). */
+  workload(name: string): { phase: string; filledBytes: number } | undefined {
+    const guest = this.hypervisor.guest(name);
+    if (!guest || guest.state === 'destroyed') return undefined;
+    const w = guest.workloadStats();
+    return { phase: w.phase, filledBytes: w.filledPages * this.hypervisor.pageSize };
+  }
+
   status(name: string): GuestState | undefined {
     return this.hypervisor.guest(name)?.runState ?? undefined;
   }

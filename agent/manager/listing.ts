@@ -28,6 +28,7 @@ function ldomInfo(ldm: Ldm, d: DomainConfig, withState: boolean): Item {
     // The control domain runs the OS that runs us.
     const soft = d.state !== 'active' ? undefined : d.name === PRIMARY ? 'solaris' : ldm.guestStatus(d.name);
     if (soft) props['softstate'] = SOFTSTATE[soft] ?? soft;
+    Object.assign(props, migrationProps(ldm, d), workloadProps(ldm, d));
   }
   // Every property add-domain takes (agent/model/properties.ts), so that list-constraints output recreates the domain.
   props['hostid'] = d.hostid;
@@ -41,6 +42,33 @@ function ldomInfo(ldm: Ldm, d: DomainConfig, withState: boolean): Item {
   props['shutdown-group'] = String(d.shutdownGroup);
   props['max-cores'] = d.maxCores;
   return { ...item('ldom_info', props, { Address: d.mac }), uuid: d.uuid };
+}
+
+/**
+ * A migrating domain, as `ldm list -o status` shows it: the operation, its
+ * progress, the peer (`target` on the source, `source` on the target) and
+ * whether it is in the error state. Output only (agent/manager/objects.ts).
+ */
+function migrationProps(ldm: Ldm, d: DomainConfig): Record<string, string> {
+  const v = ldm.migrations.view(d.name);
+  if (!v) return {};
+  return { operation: 'migration', progress: `${v.progress}%`, [v.role === 'source' ? 'target' : 'source']: v.peer, error: v.error ? 'yes' : 'no' };
+}
+
+/** The variables that set a guest's workload (agent/hypervisor/variables.ts). */
+const WORKLOAD_VARIABLES = new Set(['sim-working-set', 'sim-dirty-rate', 'sim-fill']);
+
+/**
+ * A running guest's simulated workload (contract.md "Simulated guests"): its
+ * phase and the bytes of its working set filled. Shown for a guest whose
+ * variables set its workload: on the defaults the fill takes a few hundred
+ * milliseconds after a start, and a listing that changes with the clock would
+ * make the captured examples (test/examples-agent.test.ts) differ run to run.
+ */
+function workloadProps(ldm: Ldm, d: DomainConfig): Record<string, string> {
+  const simulated = d.variables.some(([k]) => WORKLOAD_VARIABLES.has(k));
+  const w = simulated && d.state === 'active' && d.name !== PRIMARY ? ldm.guestWorkload(d.name) : undefined;
+  return w ? { 'sim-workload': w.phase, 'sim-filled': String(w.filledBytes) } : {};
 }
 
 function cpuItem(d: DomainConfig): Item {

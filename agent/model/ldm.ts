@@ -32,6 +32,7 @@ import type { MachineSpec } from './machine.ts';
 import { formatSize } from './sizes.ts';
 import { applyIoProps, applyRcAddPolicy, assignable, checkRemovable, createVfs, destroyVfs, findIo, settableKeys, vfMacs, type MacSource } from './iov.ts';
 import { applyProps, canonicalMac, checkMaxCores, defaultProps, hostidValue, upgradeDomain, type DomainProps } from './properties.ts';
+import { migrationFlag, Migrations, refuseIfMigrating, refuseWhileMigrationRuns, type MigrationProgressEvent } from './migrations.ts';
 import { ModelError, refuse } from './refusal.ts';
 import type { StateStore } from './store.ts';
 import type { CpuArch, DomainConfig, FailurePolicy, LdmState, SpConfig, VccConfig, VdsConfig, VswConfig } from './types.ts';
@@ -54,7 +55,9 @@ export type ModelEvent =
   | { class: 'domain'; action: string; domain: string }
   /** `type` and `props` describe the resource as an Item would (protocol.md section 5); `units` its new amount. */
   | { class: 'resource'; action: string; domain: string; type: string; props: Record<string, string>; units?: string }
-  | { class: 'hardware'; action: string; spconfig: string };
+  | { class: 'hardware'; action: string; spconfig: string }
+  /** Migration progress (agent/model/migrations.ts). */
+  | MigrationProgressEvent;
 
 /** The running guests: the hypervisor side of start-domain and stop-domain. */
 export interface GuestHost {
@@ -68,6 +71,8 @@ export interface GuestHost {
   reconfigure?(domain: DomainConfig): void | Promise<void>;
   /** Refuse (throw) variables the guest could not run with; called before such a change is saved. */
   check?(domain: DomainConfig): void;
+  /** A running guest's workload: its phase (filling, rewriting, idle, stopped) and the bytes of its working set filled. */
+  workload?(name: string): { phase: string; filledBytes: number } | undefined;
 }
 
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_.+-]{0,63}$/;
@@ -93,6 +98,8 @@ export interface DomainConstraints {
 export class Ldm {
   private state: LdmState;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Migration records: their changes, on this model's queue (agent/model/migrations.ts). */
+  readonly migrations: Migrations;
 
   private constructor(
     readonly machine: MachineSpec,
@@ -102,6 +109,14 @@ export class Ldm {
     private readonly guests: GuestHost,
   ) {
     this.state = state;
+    this.migrations = new Migrations({
+      machine,
+      current: () => this.state,
+      change: (fn) => this.change((s, events, tx) => fn(s, (ev) => events.push(ev), (work) => tx.after.push(work))),
+      emit,
+      guestExists: (name) => guests.status?.(name) !== undefined,
+      startGuest: (d) => guests.start(d),
+    });
   }
 
   /**
@@ -121,8 +136,10 @@ export class Ldm {
     if (!saved) await store.save(state);
     const ldm = new Ldm(machine, state, store, emit, guests);
     if (saved) await ldm.applyDelayedReconf(log);
-    for (const d of state.domains) {
-      if (d.state === 'active' && d.name !== PRIMARY) {
+    if (saved) await ldm.migrations.settleAtStart(log);
+    // The current state (the steps above may have replaced it); a source in the migration error state waits to be settled.
+    for (const d of ldm.state.domains) {
+      if (d.state === 'active' && d.name !== PRIMARY && !d.migration) {
         await guests.start(d);
         emit({ class: 'domain', action: 'domain-reset', domain: d.name });
       }
@@ -143,10 +160,14 @@ export class Ldm {
     return this.guests.status?.(name);
   }
 
+  guestWorkload(name: string): { phase: string; filledBytes: number } | undefined {
+    return this.guests.workload?.(name);
+  }
+
   /**
    * Oracle's six flag columns: starting/stopping, normal (`n`), delayed
    * reconfiguration (`d`), control domain (`c`), virtual I/O service (`v`),
-   * migration (`s` source, `t` target, `e` error; none yet).
+   * migration (`s` source, `t` target, `e` error: agent/model/migrations.ts).
    */
   flags(d: DomainConfig): string {
     const provides = [...this.state.vds, ...this.state.vsw, ...this.state.vcc].some((s) => s.domain === d.name);
@@ -156,7 +177,7 @@ export class Ldm {
       d.delayedReconf ? 'd' : '-',
       d.name === PRIMARY ? 'c' : '-',
       provides ? 'v' : '-',
-      '-',
+      migrationFlag(d),
     ].join('');
   }
 
@@ -207,8 +228,11 @@ export class Ldm {
     await this.store.save(this.state).catch(() => {});
   }
 
+  /** The domain a change is about; one that takes part in a migration may not change (migrations.ts). */
   private static find(s: LdmState, name: string): DomainConfig {
-    return s.domains.find((d) => d.name === name) ?? refuse(m.noSuchDomain(name));
+    const d = s.domains.find((x) => x.name === name) ?? refuse(m.noSuchDomain(name));
+    refuseIfMigrating(d);
+    return d;
   }
 
   /** While the primary waits for its reboot, only the primary may change (Oracle's rule). */
@@ -353,6 +377,7 @@ export class Ldm {
       const d = Ldm.find(s, name);
       Ldm.checkReconf(s, name);
       if (d.state !== 'inactive') refuse(m.alreadyBound(name, d.state));
+      refuseWhileMigrationRuns(s, name, 'bound');
       if (d.vcpus === 0 && d.wholeCores === 0) refuse(m.noCpus(name));
       if (d.memory === 0) refuse(m.noMemory(name));
       for (const v of d.vdisks) volumeOf(s, v.volume, v.service);
@@ -396,6 +421,7 @@ export class Ldm {
       const d = Ldm.find(s, name);
       if (name === PRIMARY) refuse(m.controlDomain('stopped'));
       if (d.state !== 'active') refuse(m.notActive(name));
+      refuseWhileMigrationRuns(s, name, 'stopped');
       d.state = 'bound';
       tx.after.push(() => this.guests.stop(name));
       events.push({ class: 'domain', action: 'stop-domain', domain: name });
@@ -836,7 +862,7 @@ export class Ldm {
     return this.change((s, events) => {
       if (!NAME_RE.test(name)) refuse(m.invalidServiceName(name));
       if (name === FACTORY_DEFAULT || s.spconfigs.some((c) => c.name === name)) refuse(m.spconfigExists(name));
-      s.spconfigs.push({ name, saved: JSON.stringify(s.domains.map((d) => ({ ...d, bindings: undefined }))) });
+      s.spconfigs.push({ name, saved: JSON.stringify(s.domains.map((d) => ({ ...d, bindings: undefined, migration: undefined }))) });
       s.nextSpconfig = name;
       events.push({ class: 'hardware', action: 'add-spconfig', spconfig: name });
     });

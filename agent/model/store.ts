@@ -132,6 +132,8 @@ function domainProblem(d: unknown): string | undefined {
     const okReconf = isObject(r) && (r['memory'] === undefined || isInt(r['memory'])) && (r['io'] === undefined || listOf(r['io'], isString));
     if (!okReconf) return `domain ${name}: its delayed reconfiguration is malformed`;
   }
+  const problem = migrationProblem(d['migration'], d['state'] as string);
+  if (problem) return `domain ${name}: ${problem}`;
   if (b !== undefined) {
     const okBindings =
       isObject(b) &&
@@ -140,6 +142,28 @@ function domainProblem(d: unknown): string | undefined {
       listOf(b['memory'], (m) => isObject(m) && isInt(m['ra']) && isInt(m['pa']) && isInt(m['size']));
     if (!okBindings) return `domain ${name}: its bindings are malformed`;
   }
+  return undefined;
+}
+
+/**
+ * A domain's migration record (types.ts MigrationRecord), absent in files of
+ * earlier versions. A target is never active while it is being received: its
+ * guest runs only once completeTarget() has cleared the record.
+ */
+function migrationProblem(r: unknown, state: string): string | undefined {
+  if (r === undefined) return undefined;
+  const ok =
+    isObject(r) &&
+    (r['role'] === 'source' || r['role'] === 'target') &&
+    isString(r['peer']) &&
+    isString(r['id']) &&
+    isString(r['phase']) &&
+    isInt(r['progress']) &&
+    (r['progress'] as number) <= 100 &&
+    (r['error'] === undefined || typeof r['error'] === 'boolean') &&
+    isString(r['startedAt']);
+  if (!ok) return 'its migration record is malformed';
+  if (r['role'] === 'target' && (r['error'] !== undefined || state === 'active')) return 'its migration record (target) does not match its state';
   return undefined;
 }
 

@@ -100,6 +100,27 @@ export interface DelayedReconf {
   io?: string[];
 }
 
+/**
+ * A domain's part in a migration (agent/model/migrations.ts), saved with the
+ * domain database so that a restarted agent knows what to settle or clean up.
+ */
+export interface MigrationRecord {
+  /** `source`: the domain leaves this machine; `target`: it is being received here. */
+  role: 'source' | 'target';
+  /** The other agent: host or host:port. */
+  peer: string;
+  /** The migration's id, the same on both machines. */
+  id: string;
+  /** The orchestration's phase name when last saved (`prepare`, `precopy`, `stop-copy`, `handoff`, ...). */
+  phase: string;
+  /** Percent done, 0 to 100, never decreasing; saved at phase changes only (the listing shows the live value). */
+  progress: number;
+  /** Source only: the handoff window was lost (flag `e`); the domain waits to be settled. */
+  error?: boolean;
+  /** ISO 8601 time the record was made. */
+  startedAt: string;
+}
+
 export interface DomainConfig {
   name: string;
   uuid: string;
@@ -135,6 +156,8 @@ export interface DomainConfig {
   variables: [string, string][];
   bindings?: Bindings;
   delayedReconf?: DelayedReconf;
+  /** Present while the domain takes part in a migration (absent in state files of earlier versions). */
+  migration?: MigrationRecord;
   /** Left by state files of earlier versions (one counter for disks and networks); no longer used. */
   nextDeviceId?: number;
 }

@@ -4,7 +4,8 @@
  * then LDM documents answered in order, with events delivered as they come.
  * Used by `ldm`, by the migration source, and by tests.
  *
- * Lifecycle: connecting -> tls -> authenticating -> online -> closed.
+ * Lifecycle: connecting -> tls -> authenticating -> online -> closed, or
+ * online -> binary (openChannel: the socket is handed to the caller).
  */
 import { randomBytes } from 'node:crypto';
 import net, { type Socket } from 'node:net';
@@ -16,6 +17,7 @@ import type { LdmDocument } from '../xml/document.ts';
 import { encodeDocument } from '../xml/encode.ts';
 import { DEFAULT_XML_LIMITS, type XmlLimits } from '../xml/limits.ts';
 import { attr, firstChild, type XmlElement } from '../xml/tree.ts';
+import { CHANNEL_ACTION } from './connection.ts';
 import { encodePlain } from './sasl.ts';
 import { StreamReader } from './stream.ts';
 import { NS } from './wire.ts';
@@ -69,6 +71,8 @@ export class LdmClient {
   private readonly eventListeners = new Set<(ev: LdmDocument) => void>();
   private failure: Error | undefined;
   private online = false;
+  /** openChannel is waiting for its answer: the response that answers it ends the XML stream. */
+  private channel: { name: string; resolve: (socket: Socket) => void; reject: (err: Error) => void } | undefined;
   /** The server's name for us after resource binding, when it offered binding. */
   jid: string | undefined;
 
@@ -117,7 +121,9 @@ export class LdmClient {
   private restart(): void {
     this.reader = new StreamReader(this.options.limits ?? DEFAULT_XML_LIMITS, {
       header: () => {},
-      element: (el) => this.onElement(el),
+      element: (el, _bytes, rest) => (rest === undefined ? this.onElement(el) : this.onChannelAnswer(el, rest)),
+      // Responses come in request order: the switch's is the one when it is the last request waiting.
+      last: (el) => this.channel !== undefined && this.online && el.local === 'ldm_interface' && this.pending.length === 1,
       end: () => this.abort(new ClientError(clientMessages.closed())),
     });
   }
@@ -236,6 +242,59 @@ export class LdmClient {
       this.pending.push({ resolve, reject });
       this.send(text);
     });
+  }
+
+  /**
+   * Switch this connection to a binary channel of the agent (the migration page
+   * stream): send the migration-channel document naming `name` and, once the agent
+   * answers success, resolve with the TLS socket, paused, whose next bytes are the
+   * agent's frames (any that came with the answer are put back into it). `send` goes
+   * out in the same write as the document, ahead of the answer: the agent keeps it
+   * for the channel. A refusal rejects (ClientError naming the reason) and the agent
+   * closes the connection. Either way the client is done with XML.
+   */
+  openChannel(name: string, send?: Buffer): Promise<Socket> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.pending.length > 0 || this.channel) return Promise.reject(new ClientError(clientMessages.channelPending()));
+    const doc = encodeDocument(
+      { root: 'LDM_interface', version: '1.3', commands: [{ action: CHANNEL_ACTION, options: [], arguments: [name], data: [] }] },
+      { indent: false },
+    );
+    return new Promise((resolve, reject) => {
+      this.channel = { name, resolve, reject };
+      // The switch's answer never reaches deliverResponse: this entry only marks it as awaited.
+      this.pending.push({ resolve: () => {}, reject });
+      this.socket.write(send && send.length > 0 ? Buffer.concat([Buffer.from(doc, 'utf8'), send]) : doc);
+    });
+  }
+
+  private onChannelAnswer(el: XmlElement, rest: Buffer): void {
+    const channel = this.channel!;
+    this.channel = undefined;
+    this.pending.shift();
+    const socket = this.socket;
+    // The socket is the caller's now: none of our listeners may read or destroy it.
+    socket.removeAllListeners('data');
+    socket.removeAllListeners('error');
+    socket.removeAllListeners('close');
+    socket.pause();
+    let answer: LdmDocument | undefined;
+    try {
+      answer = decodeTree(el, 'response');
+    } catch {
+      answer = undefined;
+    }
+    const status = answer?.commands[0]?.response ?? answer?.response;
+    if (status?.status === 'success') {
+      this.failure = new ClientError(clientMessages.closed());
+      if (rest.length > 0) socket.unshift(rest);
+      channel.resolve(socket);
+      return;
+    }
+    const err = new ClientError(clientMessages.channelRefused(channel.name, status?.messages.join('; ') || 'no answer'));
+    this.failure = err;
+    socket.destroy();
+    channel.reject(err);
   }
 
   /** Listen for LDM_event documents (after registering with a reg-*-events request). */

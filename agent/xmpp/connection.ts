@@ -9,11 +9,28 @@
  *                                                                      ▼
  *   online ◄──header── awaiting-authed-stream ◄──<success/>── awaiting-auth ◄──header── awaiting-tls-stream
  *
+ *   online ──migration-channel document──► switching ──success──► binary
+ *                                              │ refused
+ *                                              ▼
+ *                                           closing (the failure answer, then </stream:stream>)
+ *
  * Local connections (the Unix socket, or loopback TCP with --local-tcp) skip
  * SASL: after the TLS stream header they are online. On the Unix socket TLS
  * is offered but optional, so a local client may send documents right after
  * the first header. Any state may go to `closing` (a stream error or the
  * peer's </stream:stream>) and then `closed`.
+ *
+ * Binary channels (agent/migration/README.md): an online peer sends an LDM
+ * document whose one command is the internal action `migration-channel`, naming
+ * a channel in <arguments>. The reader parses nothing after it, and the socket's
+ * 'data' goes unread from then on: the bytes after the document in the same read
+ * are kept (`rest`), the next ones wait in the socket. Once the documents before
+ * it are answered, the connection answers it: success when the user has the
+ * write role and the server has a handler for the name (`binaryChannels`);
+ * then the connection is `binary` and hands the socket, `rest` and the session
+ * to the handler, which owns the socket from there (no events, no timeouts, no
+ * XML: a stream error is not written, the socket is cut). A refusal is answered
+ * with a failure and the stream closed: the peer may have sent binary already.
  *
  * Until the peer is online only the handshake's elements are read, each
  * within the small pre-authentication limits (xml/limits.ts); anything else
@@ -35,11 +52,12 @@ import { ErrorCodes, XmlError } from '../errors.ts';
 import type { EventBus, LdmEvent, Subscription } from '../events/bus.ts';
 import type { Logger } from '../log.ts';
 import type { Manager, Principal, Session } from '../manager/manager.ts';
-import { xmppMessages } from '../messages.ts';
+import { channelMessages, xmppMessages } from '../messages.ts';
 import { decodeTree } from '../xml/decode.ts';
 import { encodeDocument } from '../xml/encode.ts';
 import { PRE_AUTH_LIMITS, type PreAuthLimits, type XmlLimits } from '../xml/limits.ts';
-import { describeXmlError, overallFailure } from '../xml/respond.ts';
+import { failure, success } from '../xml/document.ts';
+import { DEFAULT_INTERFACE_VERSION, describeXmlError, overallFailure } from '../xml/respond.ts';
 import { attr, firstChild, localName, type XmlElement } from '../xml/tree.ts';
 import { decodeExternal, decodePlain } from './sasl.ts';
 import { StreamReader, type StreamHeader } from './stream.ts';
@@ -53,8 +71,36 @@ export type ConnectionState =
   | 'awaiting-auth'
   | 'awaiting-authed-stream'
   | 'online'
+  | 'switching'
+  | 'binary'
   | 'closing'
   | 'closed';
+
+/** The internal action that switches an authenticated connection to binary frames. */
+export const CHANNEL_ACTION = 'migration-channel';
+
+/**
+ * Takes over a connection switched to binary: the TLS socket (paused, its data not
+ * yet read), the bytes that followed the switch document in the same read, and the
+ * session that logged in.
+ */
+export type BinaryChannelHandler = (socket: Socket, rest: Buffer, session: Session) => void;
+
+/** The channel a switch document names, or null when the document is not a well-formed switch. */
+export function channelName(el: XmlElement): string | null {
+  const cmds = el.children.filter((c) => c.local === 'cmd');
+  if (cmds.length !== 1) return null;
+  const cmd = cmds[0]!;
+  const args = cmd.children.filter((c) => c.local === 'arguments');
+  if (args.length !== 1 || cmd.children.some((c) => c.local === 'data')) return null;
+  const name = args[0]!.text.trim();
+  return name === '' ? null : name;
+}
+
+/** True when some command of the document asks for the switch (well-formed or not: it is answered either way). */
+function asksForChannel(el: XmlElement): boolean {
+  return el.children.some((c) => c.local === 'cmd' && c.children.some((a) => a.local === 'action' && a.text.trim() === CHANNEL_ACTION));
+}
 
 /** How the connection reached us: decides whether SASL is needed and TLS required. */
 export type ConnectionKind = 'remote' | 'local-tcp' | 'unix';
@@ -100,6 +146,8 @@ export interface ConnectionDeps {
   /** Hands the plain socket to the shared tls.Server; `onSecure` is called with the TLS socket. */
   startTls(socket: Socket, onSecure: (tls: TLSSocket) => void): void;
   onClose(conn: Connection): void;
+  /** The handler of a binary channel by name; none: every switch is refused. */
+  binaryChannels?: (name: string) => BinaryChannelHandler | undefined;
 }
 
 const LOCAL_PRINCIPAL: Principal = { name: 'local', role: 'write', via: 'local' };
@@ -150,6 +198,8 @@ export class Connection {
   private preAuthStanzas = 0;
   /** Set while the handshake waits on us (TLS, SASL): reading stops. */
   private holding = false;
+  /** A switch document was read: the socket's input is no longer ours (kept for the channel's handler). */
+  private detached = false;
   /** Set while the peer has not taken more than `maxOutboundBytes`: reading stops, answering waits. */
   private outputBlocked = false;
   private readonly drainWaiters: (() => void)[] = [];
@@ -199,7 +249,8 @@ export class Connection {
     return new StreamReader(this.session ? this.deps.limits : this.preAuthLimits, {
       header: (h) => this.onHeader(h),
       admit: (name) => this.admit(name),
-      element: (el, bytes) => this.onElement(el, bytes),
+      element: (el, bytes, rest) => (rest === undefined ? this.onElement(el, bytes) : this.onSwitch(el, rest)),
+      last: (el) => this.claimForChannel(el),
       end: () => this.onPeerEnd(),
     });
   }
@@ -226,8 +277,8 @@ export class Connection {
 
   /** Read from the socket unless something says wait: an <auth/> being checked, queued documents, unread output. */
   private flow(): void {
-    // During the TLS handshake the plain socket belongs to the TLS server.
-    if (this.state === 'tls-handshake' || this.state === 'closing' || this.state === 'closed') return;
+    // During the TLS handshake the plain socket belongs to the TLS server; after a switch, to the channel.
+    if (this.detached || this.state === 'tls-handshake' || this.state === 'closing' || this.state === 'closed') return;
     const stop = this.readingStopped;
     if (stop !== this.socket.isPaused()) {
       if (stop) this.socket.pause();
@@ -241,7 +292,7 @@ export class Connection {
 
   /** Restart the idle timer: any input counts as activity. */
   private touch(): void {
-    if (!this.session || this.state === 'closing' || this.state === 'closed') return;
+    if (!this.session || this.detached || this.state === 'closing' || this.state === 'closed') return;
     clearTimeout(this.timers.idle);
     this.timers.idle = setTimeout(() => this.timeout(xmppMessages.idleTimeout(this.deps.timeouts.idleMs)), this.deps.timeouts.idleMs);
   }
@@ -254,6 +305,7 @@ export class Connection {
    * the agent was busy is read first.
    */
   private watchPartialDocument(): void {
+    if (this.detached) return this.stopPartialClock();
     if (this.state === 'closing' || this.state === 'closed') return;
     if (!this.reader.midElement) return this.stopPartialClock();
     if (this.partial && this.partial.completed === this.completed) return;
@@ -514,12 +566,64 @@ export class Connection {
     if (type === 'get' || type === 'set') this.write(wire.iqError(id, 'service-unavailable'));
   }
 
+  // ── binary channels ─────────────────────────────────────────────────────
+
+  /**
+   * Asked by the reader of every complete element: a switch document from a peer
+   * that may send documents ends the XML stream here. From now on the socket's
+   * input is left for the channel: bytes not yet read stay in the socket.
+   */
+  private claimForChannel(el: XmlElement): boolean {
+    if (!this.mayProcessDocuments || el.local !== 'ldm_interface' || !asksForChannel(el)) return false;
+    this.detached = true;
+    this.socket.removeListener('data', this.onData);
+    this.socket.pause();
+    clearTimeout(this.timers.idle);
+    this.stopPartialClock();
+    return true;
+  }
+
+  /** The switch document, delivered after the documents before it: answered once they are. */
+  private onSwitch(el: XmlElement, rest: Buffer): void {
+    this.completed++;
+    const session = this.session!;
+    this.state = 'switching';
+    // Events are XML: none may be written once the peer reads frames.
+    this.subscription?.close();
+    this.subscription = undefined;
+    const name = channelName(el);
+    const version = attr(el, 'version')?.trim() || DEFAULT_INTERFACE_VERSION;
+    this.work = this.work.then(async () => {
+      await this.outputRoom();
+      if (this.failed || this.state !== 'switching') return;
+      let refusal: string | undefined;
+      let handler: BinaryChannelHandler | undefined;
+      if (name === null) refusal = channelMessages.switchMalformed();
+      else if (session.principal.role !== 'write') refusal = channelMessages.switchRole(session.principal.name);
+      else if (!(handler = this.deps.binaryChannels?.(name))) refusal = channelMessages.switchUnknown(name);
+      const status = refusal === undefined ? success() : failure(refusal);
+      const cmd = { action: CHANNEL_ACTION, options: [], arguments: name === null ? [] : [name], data: [], response: status };
+      this.write(encodeDocument({ root: 'LDM_interface', version, commands: [cmd], response: { ...status } }));
+      if (refusal !== undefined || !handler) {
+        this.log.info('binary channel refused', { user: session.principal.name, channel: name, reason: refusal });
+        return this.close();
+      }
+      this.state = 'binary';
+      live.delete(this);
+      this.log.info('binary channel open', { user: session.principal.name, channel: name, address: this.address });
+      handler(this.socket, rest, session);
+    });
+  }
+
   // ── LDM documents ───────────────────────────────────────────────────────
+
+  private get mayProcessDocuments(): boolean {
+    return this.session !== undefined && (this.state === 'online' || (this.deps.kind === 'unix' && this.state === 'awaiting-starttls'));
+  }
 
   private onDocument(el: XmlElement, bytes: number): void {
     const session = this.session;
-    const mayProcess = session && (this.state === 'online' || (this.deps.kind === 'unix' && this.state === 'awaiting-starttls'));
-    if (!mayProcess) {
+    if (!session || !this.mayProcessDocuments) {
       return this.fail('not-authorized', this.tls || this.deps.kind !== 'remote' ? xmppMessages.notYetAuthenticated(el.name) : xmppMessages.tlsFirst());
     }
     this.queued++;
@@ -616,6 +720,13 @@ export class Connection {
   /** Send a stream error (RFC 6120 section 4.9) and close. */
   fail(condition: wire.StreamErrorCondition, text?: string, destroy = false): void {
     if (this.state === 'closing' || this.state === 'closed') return;
+    if (this.state === 'binary') {
+      // The peer reads frames: a stream error would only garble them. The channel sees the socket close.
+      this.log.info('binary channel cut', { reason: text ?? condition });
+      this.state = 'closing';
+      this.clearTimers();
+      return void this.socket.destroy();
+    }
     this.failed = true;
     this.reader.stop();
     // Nothing more is read: a peer flooding us costs no more reading (the socket is destroyed shortly).
@@ -632,6 +743,7 @@ export class Connection {
   /** Close cleanly: </stream:stream>, then end the socket. */
   close(): void {
     if (this.state === 'closed') return;
+    if (this.state === 'binary') return this.fail('system-shutdown');
     if (this.headerSent) this.write(wire.streamClose());
     this.state = 'closing';
     this.finish(false);

@@ -17,7 +17,7 @@ import type { Manager, Principal } from '../manager/manager.ts';
 import { xmppMessages } from '../messages.ts';
 import { DEFAULT_XML_LIMITS, type XmlLimits } from '../xml/limits.ts';
 import { addressKey, Admission, DEFAULT_ADMISSION, RefusalLog, type AdmissionLimits, type Slot } from './admission.ts';
-import { Connection, type ConnectionKind, type ConnectionTimeouts } from './connection.ts';
+import { Connection, type BinaryChannelHandler, type ConnectionKind, type ConnectionTimeouts } from './connection.ts';
 import { DEFAULT_THROTTLE, LoginThrottle, type ThrottleOptions } from './throttle.ts';
 import * as wire from './wire.ts';
 
@@ -62,6 +62,11 @@ export interface XmppServerOptions {
   maxConnectionsPerAddress?: number;
   maxOutboundBytes?: number;
   throttle?: Partial<ThrottleOptions>;
+  /**
+   * Handlers of binary channels by name (connection.ts: the migration-channel switch);
+   * the migration target registers itself here. Without it every switch is refused.
+   */
+  binaryChannels?: (name: string) => BinaryChannelHandler | undefined;
 }
 
 /** The connection's own timeouts, and the two early ones the server keeps. */
@@ -224,6 +229,7 @@ export class XmppServer {
         this.tlsServer.emit('connection', plain);
       },
       onClose: (c) => this.forget(c),
+      binaryChannels: this.options.binaryChannels,
     });
     tracked = {
       conn,

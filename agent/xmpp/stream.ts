@@ -23,11 +23,17 @@
  *
  * A stream restart (after STARTTLS or SASL) starts a new reader: the new
  * stream may begin with an XML declaration again.
+ *
+ * A stream may also end in binary (a migration-channel switch, README "The
+ * service:"): when the `last` handler claims a complete element, nothing after it
+ * is parsed, and the raw bytes that followed it in the same read are handed over
+ * with it (`rest`). To find them the reader keeps, for the read being scanned,
+ * where each top-level element ends in the text, and decodes UTF-8 itself so that
+ * it knows which bytes of the read that text came from.
  */
-import { StringDecoder } from 'node:string_decoder';
 import type { SaxesParser } from 'saxes';
 import { ErrorCodes, XmlError } from '../errors.ts';
-import { xmlMessages } from '../messages.ts';
+import { channelMessages, xmlMessages } from '../messages.ts';
 import type { XmlLimits } from '../xml/limits.ts';
 import { createParser, localName, TreeBuilder, type XmlElement } from '../xml/tree.ts';
 
@@ -46,8 +52,17 @@ export interface StreamHandlers {
    * handler may refuse it by calling `stop()` on the reader.
    */
   admit?(name: string): void;
-  /** A complete top-level element, and about how many bytes it took on the wire. */
-  element(el: XmlElement, bytes: number): void;
+  /**
+   * A complete top-level element, and about how many bytes it took on the wire. `rest`
+   * is set for the element `last` claimed: the raw bytes that followed it in the read.
+   */
+  element(el: XmlElement, bytes: number, rest?: Buffer): void;
+  /**
+   * Asked of each complete top-level element as soon as it is parsed (even while the
+   * reader is paused): true makes it the stream's last element. The reader then
+   * parses nothing more and hands the element over with the bytes that followed it.
+   */
+  last?(el: XmlElement): boolean;
   /** The peer closed its stream with `</stream:stream>`. */
   end(): void;
 }
@@ -105,7 +120,8 @@ const STOP = Symbol('stream reader stopped');
 
 export class StreamReader {
   private readonly parser: SaxesParser;
-  private readonly decoder = new StringDecoder('utf8');
+  /** The start of a UTF-8 character cut by the end of the last slice (at most 3 bytes). */
+  private held: Buffer | undefined;
   private readonly builder: TreeBuilder;
   private limits: XmlLimits;
   /** saxes has read the header. */
@@ -116,7 +132,19 @@ export class StreamReader {
   private stopped = false;
   private isPaused = false;
   /** Complete elements read while paused, in order. */
-  private readonly waiting: { el: XmlElement; bytes: number }[] = [];
+  private readonly waiting: { el: XmlElement; bytes: number; rest?: Buffer }[] = [];
+  /** `last` claimed an element: nothing more is parsed. */
+  private detached = false;
+  // Where the text being scanned came from, to find the bytes after an element (`last`).
+  /** The read, and where in it the slice being scanned starts. */
+  private chunk: Buffer = Buffer.alloc(0);
+  private sliceStart = 0;
+  /** Bytes of the scanned text that came before the slice: the carry, and the held start of a character. */
+  private bytesBeforeSlice = 0;
+  private text = '';
+  /** Where top-level elements end in `text`, in order; `endsTaken` of them are delivered. */
+  private readonly ends: number[] = [];
+  private endsTaken = 0;
   /** The stream ended while elements were waiting: `end` follows them. */
   private endWaiting = false;
   /** Bytes received since the last complete top-level item: the pending, unanswered input. */
@@ -201,8 +229,8 @@ export class StreamReader {
   resume(): void {
     this.isPaused = false;
     while (this.waiting.length > 0 && !this.isPaused && !this.stopped) {
-      const { el, bytes } = this.waiting.shift()!;
-      this.handlers.element(el, bytes);
+      const { el, bytes, rest } = this.waiting.shift()!;
+      this.handlers.element(el, bytes, rest);
     }
     if (this.endWaiting && this.waiting.length === 0 && !this.stopped) {
       this.endWaiting = false;
@@ -221,17 +249,19 @@ export class StreamReader {
    * limit; the caller answers with a stream error and closes.
    */
   write(chunk: Buffer): void {
-    if (this.closed || this.stopped) return;
+    if (this.closed || this.stopped || this.detached) return;
+    this.chunk = chunk;
     try {
       for (let off = 0; off < chunk.length && !this.closed && !this.stopped; ) {
         const step = Math.min(SLICE, this.limits.maxBytes);
         const slice = chunk.subarray(off, off + step);
+        this.sliceStart = off;
         off += slice.length;
         this.pending += slice.length;
         if (this.pending > this.limits.maxBytes) {
           throw new XmlError(ErrorCodes.XML_LIMIT, xmlMessages.tooLarge(this.limits.maxBytes), this.parser.line);
         }
-        this.scan(this.decoder.write(slice));
+        this.scan(this.decode(slice));
       }
     } catch (err) {
       // Once stopped, whatever saxes makes of the rest (TLS bytes after <starttls/>, say) is nobody's business.
@@ -240,13 +270,44 @@ export class StreamReader {
     }
   }
 
+  /**
+   * The text of a slice, less the start of a character the slice cuts (kept for
+   * the next one): as StringDecoder does, but the reader knows how many bytes it
+   * held, which finding the bytes after an element needs.
+   */
+  private decode(slice: Buffer): string {
+    const held = this.held;
+    const buf = held ? Buffer.concat([held, slice]) : slice;
+    const cut = completeUtf8(buf);
+    this.held = cut < buf.length ? Buffer.from(buf.subarray(cut)) : undefined;
+    this.bytesBeforeSlice = held?.length ?? 0;
+    return buf.toString('utf8', 0, cut);
+  }
+
   private onRoot(el: XmlElement): void {
     if (this.stopped) throw STOP;
     const bytes = this.pending;
     this.pending = 0;
-    if (this.isPaused || this.waiting.length > 0) this.waiting.push({ el, bytes });
-    else this.handlers.element(el, bytes);
-    if (this.stopped) throw STOP;
+    const end = this.ends[this.endsTaken++];
+    let rest: Buffer | undefined;
+    if (this.handlers.last?.(el)) {
+      rest = this.bytesAfter(end);
+      this.detached = true;
+    }
+    if (this.isPaused || this.waiting.length > 0) this.waiting.push({ el, bytes, rest });
+    else this.handlers.element(el, bytes, rest);
+    if (this.stopped || this.detached) throw STOP;
+  }
+
+  /** The raw bytes of the read after the element that ends at `end` in the scanned text. */
+  private bytesAfter(end: number | undefined): Buffer {
+    // The element's text is XML, so it re-encodes to the bytes it came from; the text
+    // before the slice (carry, held bytes) is counted apart. The byte found must be its `>`.
+    const at = end === undefined ? -1 : this.sliceStart + Buffer.byteLength(this.text.slice(0, end)) - this.bytesBeforeSlice;
+    if (at < 1 || at > this.chunk.length || this.chunk[at - 1] !== GT) {
+      throw new XmlError(ErrorCodes.XML_NOT_WELL_FORMED, channelMessages.switchBadUtf8(), this.parser.line);
+    }
+    return this.chunk.subarray(at);
   }
 
   /**
@@ -255,7 +316,11 @@ export class StreamReader {
    */
   private scan(input: string): void {
     const text = this.carry === '' ? input : this.carry + input;
+    if (this.carry !== '') this.bytesBeforeSlice += Buffer.byteLength(this.carry);
     this.carry = '';
+    this.text = text;
+    this.ends.length = 0;
+    this.endsTaken = 0;
     const n = text.length;
     let fed = 0; // text[0, fed) has been given to saxes or dropped
     let mark = 0; // where the top-level markup being classified starts
@@ -380,7 +445,7 @@ export class StreamReader {
             }
             this.prev = c;
           }
-          if (ended) this.endStartTag(this.prev === SLASH);
+          if (ended) this.endStartTag(this.prev === SLASH, i);
           break;
         }
         case END_TAG: {
@@ -396,7 +461,11 @@ export class StreamReader {
             this.state = DONE;
             return;
           }
-          this.state = --this.depth > 0 ? TEXT : TOP;
+          if (--this.depth > 0) this.state = TEXT;
+          else {
+            this.state = TOP;
+            this.ends.push(i);
+          }
           break;
         }
         case DONE:
@@ -433,6 +502,7 @@ export class StreamReader {
         i = gt + 1;
         if (--this.depth === 0) {
           this.state = TOP;
+          this.ends.push(i);
           return i;
         }
         continue;
@@ -451,7 +521,8 @@ export class StreamReader {
     }
   }
 
-  private endStartTag(empty: boolean): void {
+  /** A start tag ended just before `at`. */
+  private endStartTag(empty: boolean, at: number): void {
     if (!this.headerFramed) {
       // The stream header: from here on the scanner is inside the stream.
       this.headerFramed = true;
@@ -459,8 +530,12 @@ export class StreamReader {
     } else if (!empty) {
       this.depth++;
       this.state = TEXT;
+    } else if (this.depth > 0) {
+      this.state = TEXT;
     } else {
-      this.state = this.depth > 0 ? TEXT : TOP;
+      // A top-level element written `<x/>`.
+      this.state = TOP;
+      this.ends.push(at);
     }
   }
 
@@ -539,4 +614,20 @@ export class StreamReader {
   private badDeclaration(): XmlError {
     return new XmlError(ErrorCodes.XML_NOT_WELL_FORMED, xmlMessages.badDeclaration(), this.parser.line);
   }
+}
+
+/**
+ * Length of `buf` up to the last whole UTF-8 character: a lead byte near the end
+ * whose sequence goes past it starts a character the next read completes.
+ * Anything invalid is left whole (it decodes to U+FFFD either way).
+ */
+function completeUtf8(buf: Buffer): number {
+  const n = buf.length;
+  for (let k = 1; k <= 3 && k <= n; k++) {
+    const b = buf[n - k]!;
+    if ((b & 0xc0) === 0x80) continue;
+    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+    return need > k ? n - k : n;
+  }
+  return n;
 }
