@@ -3,8 +3,7 @@
 // saved at phase changes only, what a restarted model settles, the flags and keys
 // list-domain shows over a real session, and the progress event a subscriber receives.
 import t from 'tap';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogger } from '../agent/log.ts';
 import { toLdmEvent } from '../agent/manager/events.ts';
@@ -16,20 +15,13 @@ import { StateStore } from '../agent/model/store.ts';
 import type { DomainConfig, LdmState } from '../agent/model/types.ts';
 import type { LdmDocument } from '../agent/xml/document.ts';
 import { LdmClient } from '../agent/xmpp/client.ts';
-import { startTestAgent } from './helpers/agent.ts';
+import { startTestAgent, stateDirs } from './helpers/agent.ts';
 import { cpu, data, memory, request, variable } from './helpers/requests.ts';
 import { messages, ok } from './helpers/session.ts';
 
 const G = 2 ** 30;
 const machine = loadMachine(undefined, 'test-host');
-const root = mkdtempSync(join(tmpdir(), 'ldm-migration-'));
-t.teardown(() => rmSync(root, { recursive: true, force: true }));
-let dirs = 0;
-const freshDir = () => {
-  const dir = join(root, `state-${++dirs}`);
-  mkdirSync(dir, { mode: 0o700 });
-  return dir;
-};
+const freshDir = stateDirs(t, 'ldm-migration-');
 
 /** Guests that only record what the model asks of them. */
 function recordingGuests() {

@@ -2,7 +2,7 @@
  * An agent in the test process, on real sockets (TCP with TLS, and its Unix
  * socket), with its own temporary state and certificate directories.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_CONFIG, type AgentConfig } from '../../agent/config.ts';
@@ -48,4 +48,16 @@ export async function startTestAgent(
     rmSync(dir, { recursive: true, force: true });
   });
   return { ...agent, dir, port: agent.address.port, logLines };
+}
+
+/** A maker of fresh state directories (mode 0700) under one temporary root, removed at teardown. */
+export function stateDirs(t: { teardown(fn: () => unknown): void }, prefix: string): () => string {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  t.teardown(() => rmSync(root, { recursive: true, force: true }));
+  let count = 0;
+  return () => {
+    const dir = join(root, `state-${++count}`);
+    mkdirSync(dir, { mode: 0o700 });
+    return dir;
+  };
 }
