@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { issueClientCert } from '../agent/auth/certs.ts';
 import { LdmClient } from '../agent/xmpp/client.ts';
 import { AGENT_ARGS, startDaemon } from './helpers/daemon.ts';
-import { HEADER, LIST_DOMAIN, onlineRawPeer, RawPeer, STARTTLS } from './helpers/raw.ts';
+import { completeLogin, LIST_DOMAIN, onlineRawPeer, RawPeer, tlsRawPeer } from './helpers/raw.ts';
 
 const run = promisify(execFile);
 const daemon = await startDaemon(t);
@@ -40,21 +40,8 @@ async function ask(p: RawPeer, doc: string): Promise<string> {
 
 /** A session logged in with a client certificate (SASL EXTERNAL), as raw bytes. */
 async function certificateSession(cert: string, key: string): Promise<RawPeer> {
-  const p = await RawPeer.tcp(daemon.port);
-  p.write(HEADER);
-  await p.until(/<\/stream:features>/);
-  p.write(STARTTLS);
-  await p.until(/<proceed/);
-  await p.startTls({ cert, key });
-  p.write(HEADER);
-  await p.until(/<mechanism>EXTERNAL<\/mechanism>/);
-  p.write(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>`);
-  await p.until(/<success/);
-  p.text = '';
-  p.write(HEADER);
-  await p.until(/<\/stream:features>/);
-  p.text = '';
-  return p;
+  const p = await tlsRawPeer(daemon.port, undefined, { cert, key });
+  return completeLogin(p, `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>`);
 }
 
 /** Waits for the stream error that ends a session; resolves with it and the time it took. */

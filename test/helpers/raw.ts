@@ -124,13 +124,13 @@ export const plainAuth = (user: string, password: string) =>
 export const LIST_DOMAIN = '<LDM_interface version="1.3"><cmd><action>list-domain</action><data version="3.0"/></cmd></LDM_interface>';
 
 /** A raw TCP peer taken through STARTTLS, up to the SASL mechanisms (awaiting <auth>); its text cleared. */
-export async function tlsRawPeer(port: number, localAddress?: string): Promise<RawPeer> {
+export async function tlsRawPeer(port: number, localAddress?: string, tlsOptions: tls.ConnectionOptions = {}): Promise<RawPeer> {
   const p = await RawPeer.tcp(port, '127.0.0.1', localAddress);
   p.write(HEADER);
   await p.until(/<\/stream:features>/);
   p.write(STARTTLS);
   await p.until(/<proceed/);
-  await p.startTls();
+  await p.startTls(tlsOptions);
   p.write(HEADER);
   await p.until(/<\/stream:features>/);
   p.text = '';
@@ -139,8 +139,12 @@ export async function tlsRawPeer(port: number, localAddress?: string): Promise<R
 
 /** Drive a raw peer to the online state with a password; returns the peer. */
 export async function onlineRawPeer(port: number, user: string, password: string, localAddress?: string): Promise<RawPeer> {
-  const p = await tlsRawPeer(port, localAddress);
-  p.write(plainAuth(user, password));
+  return completeLogin(await tlsRawPeer(port, localAddress), plainAuth(user, password));
+}
+
+/** Send a SASL `<auth>` on a peer from tlsRawPeer, then restart the stream: online, text cleared. */
+export async function completeLogin(p: RawPeer, auth: string): Promise<RawPeer> {
+  p.write(auth);
   await p.until(/<success/);
   p.text = '';
   p.write(HEADER);
