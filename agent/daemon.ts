@@ -16,6 +16,8 @@ import { describeBudget } from './hypervisor/budget.ts';
 import { SimHypervisor } from './hypervisor/simulator.ts';
 import { Guests } from './manager/guests.ts';
 import { Manager, type ManagerLimits } from './manager/manager.ts';
+import { MIGRATION_CHANNEL } from './migration/connect.ts';
+import { holdsFromEnv, MigrationService } from './migration/service.ts';
 import { Ldm } from './model/ldm.ts';
 import { StateStore } from './model/store.ts';
 import { daemonMessages } from './messages.ts';
@@ -28,6 +30,7 @@ export interface RunningAgent {
   guests: Guests;
   bus: EventBus;
   users: UserStore;
+  migrations: MigrationService;
   /** The bound TCP address of the XML interface. */
   address: { host: string; port: number };
   unixPath: string;
@@ -88,8 +91,17 @@ export async function startAgent(
     guests,
     log.child('model'),
   );
-  const { manager: managerLimits, ...serviceTuning } = tuning;
-  const manager = new Manager({ ldm, log, limits: managerLimits });
+  const migrations = new MigrationService({
+    ldm,
+    hypervisor,
+    tuning: config.migration,
+    certs: certs.paths,
+    hostname: machine.hostname,
+    log,
+    holds: holdsFromEnv(process.env),
+  });
+  const { manager: managerLimits, binaryChannels, ...serviceTuning } = tuning;
+  const manager = new Manager({ ldm, log, limits: managerLimits, migrations });
   const unixPath = join(stateDir, 'ldmd.sock');
   const xmpp = new XmppServer({
     listen: config.listen,
@@ -107,8 +119,10 @@ export async function startAgent(
     bus,
     log,
     ...connectionOptions(config, serviceTuning),
+    binaryChannels: (name) => (name === MIGRATION_CHANNEL ? migrations.channel : binaryChannels?.(name)),
   });
   await xmpp.start();
+  migrations.start();
   // Removals and role changes reach open sessions within a poll.
   const stopWatchingUsers = users.watch(
     USERS_POLL_MS,
@@ -133,8 +147,11 @@ export async function startAgent(
     address: bound,
     unixPath,
     certPaths: certs.paths,
+    migrations,
     stop: async () => {
       stopWatchingUsers();
+      // Running migrations roll back first: their guests run on here, their targets clean up.
+      await migrations.close();
       await xmpp.close();
       await guests.close();
     },

@@ -39,6 +39,10 @@ export const ErrorCodes = {
   MIGRATION_FRAME: 'LDM_ERR_MIGRATION_FRAME',
   /** The migration page stream cannot go on: its socket closed or failed. */
   MIGRATION_CHANNEL: 'LDM_ERR_MIGRATION_CHANNEL',
+  /** A migration ended without moving the domain: a check, the peer, a cancel (the message says which). */
+  MIGRATION_FAILED: 'LDM_ERR_MIGRATION_FAILED',
+  /** The peer broke the migration conversation (a message out of order or malformed). */
+  MIGRATION_PROTOCOL: 'LDM_ERR_MIGRATION_PROTOCOL',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -244,7 +244,7 @@ export const channelMessages = {
   closed: () => 'the migration stream is closed',
   socketError: (detail: string) => `the migration stream failed: ${detail}`,
   switchMalformed: () => 'a migration-channel request names one channel: one cmd, its name in <arguments>, no <data>',
-  switchRole: (user: string) => `user ${user} may not open a binary channel: it needs the write role`,
+  switchRole: (user: string, role: string) => `user ${user} has role ${role} and may not open a binary channel: it needs the write role`,
   switchUnknown: (name: string) => `no binary channel ${name} on this agent`,
   switchBadUtf8: () => 'the bytes before the binary channel are not valid UTF-8',
   switched: (name: string) => `binary channel ${name} open: what follows on this connection is binary frames`,
@@ -461,6 +461,59 @@ export const guestMessages = {
 /** Texts of the logger itself. */
 export const logMessages = {
   repeated: (msg: string, times: number, seconds: number) => `${msg} (repeated ${times} more times in ${seconds} s, not shown)`,
+} as const;
+
+/** The migration as it runs (agent/migration/source.ts, target.ts, service.ts): reason lines and log texts. */
+export const migrationRunMessages = {
+  // Reaching and logging in to the target (source side).
+  unreachable: (target: string, detail: string) =>
+    `Failed to establish connection with the Logical Domains Manager on target ${target}: ${detail}`,
+  loginRefused: (target: string, user: string, detail: string) =>
+    `Login to the Logical Domains Manager on target ${target} as ${user} failed: ${detail}`,
+  certificateRefused: (target: string, cn: string, detail: string) =>
+    `Target ${target} refused this agent's certificate (CN ${cn}): ${detail}. It is not trusted there unless the target has this agent's CA in its certs/trust/ and a write user named ${cn}`,
+  targetNotTrusted: (target: string, subject: string, issuer: string, detail: string) =>
+    `The certificate of target ${target} (CN ${subject}, issued by ${issuer}) is not trusted: ${detail}; put the target's CA (its certs/ca.pem) in certs/trust/ and restart the agent`,
+  channelRefused: (target: string, detail: string) => `Target ${target} refused the migration: ${detail}`,
+  noCredentials: () => 'migrate-domain needs the target login: username and password (base64), or -c for certificate mode',
+  userWithCertificate: () => 'migrate-domain -c takes no username or password: the agents log in with their certificates',
+  noTarget: () => 'migrate-domain needs the target machine: ldom_info property target (host or host:port) in the second Content',
+  badTarget: (text: string) => `The target "${text}" is not a host or host:port`,
+  badBase64: (key: string) => `The ${key} of the target login is not base64`,
+  badOptions: (tokens: string[]) => `migrate-domain takes the options -n (dry run), -f (force) and -c (certificates), not ${tokens.join(' ')}`,
+  oneDomainPerCommand: () => 'migrate-domain migrates one domain per command: this object was not carried out',
+  twoContents: () => 'migrate-domain takes two Contents: the domain to migrate, then its name on the target with the target and the login',
+  // During the migration (reason lines of a failure).
+  peerLost: (target: string, phase: string, detail: string) => `The connection to target ${target} was lost during ${phase}: ${detail}`,
+  peerTimeout: (target: string, what: string, seconds: number) => `Target ${target} did not answer ${what} within ${seconds} s`,
+  targetFailed: (target: string, reason: string) => `Target ${target} could not receive the domain: ${reason}`,
+  digestMismatch: (source: string, target: string) =>
+    `The memory received by the target differs from the source's (digest ${source} on the source, ${target} on the target): the domain runs on here`,
+  changedDuringChecks: (name: string) => `LDom ${name} was changed while the target checked it: migrate it again`,
+  cancelled: (name: string) => `The migration of LDom ${name} was cancelled; the domain runs on here`,
+  sourceFailed: (detail: string) => `The source could not go on: ${detail}`,
+  protocolBroken: (detail: string) => `The other agent broke the migration conversation: ${detail}`,
+  sourceSilent: (source: string, seconds: number) => `The source ${source} sent nothing for ${seconds} s: the received domain is removed`,
+  cancelledBySource: (reason: string) => `The source called the migration off: ${reason}`,
+  // cancel-operation migration.
+  cancelOnTarget: (name: string, peer: string) => `LDom ${name} is the target of a migration from ${peer}: only the source machine can cancel a migration`,
+  tooLateToCancel: (name: string) =>
+    `The migration of LDom ${name} is in its handoff: the target is resuming the domain and it can no longer be cancelled`,
+  settledRunsOnTarget: (name: string, target: string) =>
+    `LDom ${name} runs on target ${target}: the migration completed there, the copy here has been removed`,
+  // Log lines of the settlement of a source in the error state.
+  errorState: (name: string, target: string, detail: string) =>
+    `migration of ${name} to ${target} lost its handoff (${detail}): the domain is in the error state until the agents settle it`,
+  settledCompleted: (name: string, target: string) => `settled: ${name} runs on ${target}; the copy here was removed`,
+  settledRestored: (name: string, target: string) => `settled: ${target} does not run ${name}; the domain runs here again`,
+  settledManually: (name: string, target: string, detail: string) =>
+    `cancel-operation migration ${name}: target ${target} cannot be asked (${detail}); restored on the operator's word`,
+  settleFailed: (name: string, target: string, detail: string) => `cannot settle ${name} with ${target} yet: ${detail}`,
+  settleBusy: (name: string) => `The migration error state of LDom ${name} is being settled with its target right now; try again in a moment`,
+  noLoginKept: () => 'no login for the target is kept (password logins are not saved across a restart)',
+  targetStillResuming: (target: string) => `target ${target} is still resuming the domain`,
+  settleNeedsCredentials: (name: string, target: string) =>
+    `${name} waits in the migration error state for ${target}, but its password login was not kept across the restart: cancel-operation migration ${name} settles it`,
 } as const;
 
 /**

@@ -11,6 +11,7 @@ import { Ldm } from '../agent/model/ldm.ts';
 import { loadMachine, machineFromJson, type MachineSpec } from '../agent/model/machine.ts';
 import { StateStore } from '../agent/model/store.ts';
 import type { LdmState } from '../agent/model/types.ts';
+import { AUTO_MAC_COUNT } from '../agent/model/limits.ts';
 import { startTestAgent } from './helpers/agent.ts';
 import { data, request, variable } from './helpers/requests.ts';
 import { adminSession, messages, ok } from './helpers/session.ts';
@@ -30,26 +31,31 @@ const open = (dir: string, m: MachineSpec = machine) => Ldm.open(m, new StateSto
 const fileOf = (dir: string) => join(dir, 'domains.json');
 const readState = (dir: string) => JSON.parse(readFileSync(fileOf(dir), 'utf8')) as LdmState;
 const writeState = (dir: string, s: LdmState) => writeFileSync(fileOf(dir), JSON.stringify(s, null, 1) + '\n', { mode: 0o600 });
-/** Automatic MAC address number n (Oracle's 00:14:4f:f8 range, as the model numbers it). */
-const autoMac = (n: number) => `00:14:4f:f8:${((n >> 8) & 0xff).toString(16).padStart(2, '0')}:${(n & 0xff).toString(16).padStart(2, '0')}`;
+/** Automatic MAC address number n (Oracle's range from 00:14:4f:f8:00:00, as the model numbers it). */
+const autoMac = (n: number) => (0x00144ff80000 + n).toString(16).padStart(12, '0').match(/../g)!.join(':');
 
-t.test('all 65,536 automatic MAC addresses in use: add-domain, add-vnet and add-vswitch are refused, not looped on', async (t) => {
+t.test('all 262,144 automatic MAC addresses in use: add-domain, add-vnet and add-vswitch are refused, not looped on', async (t) => {
   const dir = freshDir();
   const ldm = await open(dir);
   await ldm.addVsw('vsw0', 'primary', { mac: '00:14:4f:fc:00:00' });
   await ldm.addDomain('full');
-  // The used set filled by a crafted state: one domain holding the rest of the range as vnets.
+  const [vf] = await ldm.createVf('/SYS/MB/NET0/IOVNET.PF0', 1, []);
+  // The used set filled by a crafted state: a few vnets of one domain, and a VF's
+  // alternate addresses holding the rest of the range (the smallest way to save
+  // them: the file stays under the state limit, so later changes can be saved).
   const s = readState(dir);
-  const primaryMac = s.domains[0]!.mac;
+  const vfConfig = s.vfs!.find((v) => v.name === vf)!;
+  const taken = new Set([s.domains[0]!.mac, vfConfig.mac]);
   const full = s.domains.find((d) => d.name === 'full')!;
-  const rest = Array.from({ length: 65_536 }, (_, n) => autoMac(n)).filter((mac) => mac !== primaryMac);
+  const rest = Array.from({ length: AUTO_MAC_COUNT }, (_, n) => autoMac(n)).filter((mac) => !taken.has(mac));
   full.mac = rest[0]!;
-  full.vnets = rest.slice(1).map((mac, i) => ({ name: `v${i}`, service: 'vsw0', mac, id: i }));
+  full.vnets = rest.slice(1, 9).map((mac, i) => ({ name: `v${i}`, service: 'vsw0', mac, id: i }));
+  vfConfig.altMacs = rest.slice(9);
   writeState(dir, s);
 
   const reopened = await open(dir);
   const noneFree =
-    'All 65536 automatic MAC addresses (00:14:4f:f8:00:00 to 00:14:4f:f8:ff:ff) are in use: give a MAC address explicitly (mac-addr) or remove unused vnets, vswitches or domains';
+    'All 262144 automatic MAC addresses (00:14:4f:f8:00:00 to 00:14:4f:fb:ff:ff) are in use: give a MAC address explicitly (mac-addr) or remove unused vnets, vswitches or domains';
   await t.rejects(reopened.addDomain('one-more'), { message: noneFree }, 'add-domain');
   await t.rejects(reopened.addVnet('primary', 'vnet-more', 'vsw0', {}), { message: noneFree }, 'add-vnet');
   await t.rejects(reopened.addVsw('vsw-more', 'primary', {}), { message: noneFree }, 'add-vswitch');
@@ -61,7 +67,7 @@ t.test('all 65,536 automatic MAC addresses in use: add-domain, add-vnet and add-
   await reopened.removeVnet('full', freed.name);
   await reopened.addDomain('reuses');
   t.equal(reopened.domain('reuses')!.mac, freed.mac, 'a freed automatic address is found again (the search goes round the range)');
-  t.ok(readState(dir).nextMac <= 65_536, 'the saved counter stays within the range');
+  t.ok(readState(dir).nextMac <= AUTO_MAC_COUNT, 'the saved counter stays within the range');
 });
 
 t.test('add-domain: refused past the machine\'s limit before any work, linear up to it', async (t) => {

@@ -373,7 +373,7 @@ t.test('a read user, an unknown channel and a malformed switch are refused, and 
   const { agent, opened } = await channelAgent(t, target);
 
   const reader = await adminSession(agent, 'reader', 'reader-secret');
-  await t.rejects(reader.openChannel('test-pages'), { message: /refused the binary channel test-pages: user reader may not open a binary channel: it needs the write role/ });
+  await t.rejects(reader.openChannel('test-pages'), { message: /refused the binary channel test-pages: user reader has role read and may not open a binary channel: it needs the write role/ });
   await t.rejects(reader.request('<LDM_interface version="1.3"><cmd><action>list-domain</action></cmd></LDM_interface>'), ClientError);
 
   const writer = await adminSession(agent, 'writer', 'writer-secret');

@@ -260,6 +260,11 @@ export class SimGuest implements Guest {
     this.memory.enableDirtyLog();
   }
 
+  touchedIndexes(into?: Uint32Array): Uint32Array {
+    this.alive('list the touched pages of');
+    return this.memory.touchedIndexes(into);
+  }
+
   readAndClearDirty(into?: Uint32Array): Uint32Array {
     this.alive('read the dirty page log of');
     if (!this.memory.dirtyLogEnabled) throw new LdmError(ErrorCodes.GUEST_DIRTY_LOG, msg.dirtyLogOff(this.name));

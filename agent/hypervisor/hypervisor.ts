@@ -132,6 +132,9 @@ export interface Guest {
   /** Write pages (all are checked before any is written). A null `bytes` writes zeros. */
   writePages(pages: readonly PageData[]): void;
 
+  /** Pages written at least once, ascending; with `into` (touchedPages long at least) a view of it. */
+  touchedIndexes(into?: Uint32Array): Uint32Array;
+
   /** Start logging written pages (empty log); no-op when already on. */
   enableDirtyLog(): void;
   /**

@@ -129,6 +129,25 @@ export class GuestMemory {
     return this.touchedCount;
   }
 
+  /**
+   * The pages written at least once, ascending (what a migration's first pass sends).
+   * With `into` (at least touchedPages long) the answer is a view of it.
+   */
+  touchedIndexes(into?: Uint32Array): Uint32Array {
+    const out = into && into.length >= this.touchedCount ? into : new Uint32Array(this.touchedCount);
+    const touched = this.touched;
+    let n = 0;
+    for (let w = 0; w < touched.length; w++) {
+      let bits = touched[w]!;
+      while (bits !== 0) {
+        const low = bits & -bits;
+        out[n++] = w * 32 + (31 - Math.clz32(low));
+        bits ^= low;
+      }
+    }
+    return out.subarray(0, n);
+  }
+
   // -------------------------------------------------------------------------------------------
   // Pages. Callers check ranges (the guest does, with typed errors); these assume 0 <= index < pages.
 

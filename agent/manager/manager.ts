@@ -14,6 +14,7 @@ import { completeResponse, overallFailure } from '../xml/respond.ts';
 import { REGISTRATIONS } from './actions.ts';
 import { objectHandlers, type ObjectHandler } from './handlers.ts';
 import { LISTING_ACTIONS, runListing } from './listing.ts';
+import { cancelMigration, listMigrations, migrateDomain, type MigrationDesk } from './migrate.ts';
 import { ObjectError } from './objects.ts';
 
 export interface Principal {
@@ -45,6 +46,8 @@ export const DEFAULT_MANAGER_LIMITS: ManagerLimits = { maxCommands: 256, maxObje
 export interface ManagerDeps {
   ldm: Ldm;
   log: Logger;
+  /** Where migrate-domain, cancel-operation migration and list-migrations go (the daemon's migration service). */
+  migrations?: MigrationDesk;
   limits?: Partial<ManagerLimits>;
 }
 
@@ -93,6 +96,13 @@ export class Manager {
       if (!optionTokens(cmd).includes('-a')) return removeOne(cmd, session);
       await this.answer(cmd.data[0] ?? (cmd.data[0] = { version: '3.0' }), () => deps.ldm.removeDomain([], true).then(() => undefined));
     });
+    const desk = deps.migrations;
+    if (desk) {
+      this.handlers.set('migrate-domain', (cmd) => migrateDomain(desk, cmd));
+      const cancelOther = this.handlers.get('cancel-operation')!;
+      this.handlers.set('cancel-operation', (cmd, session) => (optionTokens(cmd)[0] === 'migration' ? cancelMigration(desk, cmd) : cancelOther(cmd, session)));
+      this.handlers.set('list-migrations', (cmd) => listMigrations(desk, cmd, deps.ldm.machine.hostname));
+    }
     for (const action of UNSUPPORTED) {
       this.handlers.set(action, (cmd) => {
         cmd.response = failure(objectMessages.notSupported(action, deps.ldm.machine.platform));

@@ -27,7 +27,7 @@ import {
   roundMemory,
   type AllocationFailure,
 } from './allocate.ts';
-import { AUTO_MAC_COUNT, MAX_AMOUNT, MAX_DEVICES_PER_DOMAIN, MAX_VARIABLE_NAME_BYTES, MAX_VARIABLE_VALUE_BYTES, MAX_VARIABLES_PER_DOMAIN } from './limits.ts';
+import { AUTO_HOSTID_COUNT, AUTO_MAC_COUNT, MAX_AMOUNT, MAX_DEVICES_PER_DOMAIN, MAX_VARIABLE_NAME_BYTES, MAX_VARIABLE_VALUE_BYTES, MAX_VARIABLES_PER_DOMAIN } from './limits.ts';
 import type { MachineSpec } from './machine.ts';
 import { formatSize } from './sizes.ts';
 import { applyIoProps, applyRcAddPolicy, assignable, checkRemovable, createVfs, destroyVfs, findIo, settableKeys, vfMacs, type MacSource } from './iov.ts';
@@ -76,8 +76,16 @@ export interface GuestHost {
 }
 
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_.+-]{0,63}$/;
-/** Oracle's range for automatically assigned MAC addresses. */
-const MAC_PREFIX = [0x00, 0x14, 0x4f, 0xf8];
+/** Oracle's range for automatically assigned MAC addresses starts at 00:14:4f:f8:00:00 (AUTO_MAC_COUNT of them). */
+const MAC_FIRST = 0x00144ff80000;
+/** Automatic domain host ids start at 0x84f80000 (AUTO_HOSTID_COUNT of them). */
+const HOSTID_FIRST = 0x84f80000;
+/**
+ * Automatic host id number n comes from the counter c as (c + HOSTID_SHIFT) mod
+ * AUTO_HOSTID_COUNT: states saved before the numbering was spread (counter from 1,
+ * host ids from 0x84f81001) go on listing the same sequence.
+ */
+const HOSTID_SHIFT = 0x1000;
 
 /** A domain's own properties (ldom_info): agent/model/properties.ts. */
 export type { DomainProps };
@@ -911,8 +919,7 @@ function initialState(machine: MachineSpec): LdmState {
     vcc: [],
     spconfigs: [],
     nextSpconfig: FACTORY_DEFAULT,
-    nextMac: 1,
-    nextHostid: 1,
+    ...identityCounters(machine),
   };
   const strands = Array.from({ length: machine.primary.vcpus }, (_, i) => i);
   const primary: DomainConfig = {
@@ -942,8 +949,29 @@ function initialState(machine: MachineSpec): LdmState {
   return s;
 }
 
-/** Automatic address number `n` (0 to AUTO_MAC_COUNT - 1): the last two bytes after MAC_PREFIX. */
-const autoMac = (n: number) => [...MAC_PREFIX, (n >> 8) & 0xff, n & 0xff].map((b) => b.toString(16).padStart(2, '0')).join(':');
+/**
+ * Where a fresh state's automatic MAC addresses and host ids start: a place in
+ * each range derived from a hash of the machine's host id (its value, so
+ * `0x84F8A2C3` and `84f8a2c3` agree; the host name plays no part). Two machines
+ * with different host ids draw from different places, so a domain migrated
+ * from one to the other rarely meets the target's own addresses and host ids
+ * (a hash, not a promise: the migration checks still refuse one in use); the
+ * same machine file gives the same sequence. Each counter then goes up from its start, round its
+ * range once at most, skipping what is in use. A saved state keeps its
+ * counters: an older one (counters from 1) just goes on.
+ */
+function identityCounters(machine: Pick<MachineSpec, 'hostid'>): Pick<LdmState, 'nextMac' | 'nextHostid'> {
+  const start = (what: string, count: number) => createHash('sha256').update(`${what}/${hostidValue(machine.hostid).toString(16)}`).digest().readUInt32BE(0) % count;
+  return {
+    nextMac: start('mac', AUTO_MAC_COUNT),
+    nextHostid: (start('hostid', AUTO_HOSTID_COUNT) - HOSTID_SHIFT + AUTO_HOSTID_COUNT) % AUTO_HOSTID_COUNT,
+  };
+}
+
+const hex = (n: number, digits: number) => n.toString(16).padStart(digits, '0');
+
+/** Automatic address number `n` (0 to AUTO_MAC_COUNT - 1): MAC_FIRST + n, as six bytes. */
+const autoMac = (n: number) => hex(MAC_FIRST + n, 12).match(/../g)!.join(':');
 
 /** The next free automatic MAC address, going round the range once at most: when none is free, a refusal. */
 function nextMac(s: LdmState): string {
@@ -984,11 +1012,16 @@ function nextUuid(s: LdmState, machine: MachineSpec, name: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-/** The next automatic host id; one a user gave another domain is skipped (host ids are unique by value). */
+/**
+ * The next automatic host id; one in use (the machine's own, or one a user
+ * gave) is skipped, as host ids are unique by value. The search ends: at most
+ * MAX_DOMAINS_CEILING host ids are in use, far fewer than AUTO_HOSTID_COUNT.
+ * The counter itself only grows (it also numbers UUIDs: nextUuid).
+ */
 function nextHostid(s: LdmState, inUse: ReadonlySet<number>): string {
   for (;;) {
-    const hostid = `0x84f8${(0x1000 + s.nextHostid++).toString(16).padStart(4, '0')}`;
-    if (!inUse.has(Number.parseInt(hostid, 16))) return hostid;
+    const value = HOSTID_FIRST + ((s.nextHostid++ + HOSTID_SHIFT) % AUTO_HOSTID_COUNT);
+    if (!inUse.has(value)) return `0x${hex(value, 8)}`;
   }
 }
 

@@ -9,8 +9,10 @@ export const DEFAULT_MAX_DOMAINS = 128;
 /** The most a machine file may raise `maxDomains` to (four times Oracle's largest platform). */
 export const MAX_DOMAINS_CEILING = 1024;
 
-/** Automatically assigned MAC addresses: 00:14:4f:f8:00:00 to 00:14:4f:f8:ff:ff. */
-export const AUTO_MAC_COUNT = 65_536;
+/** Automatically assigned MAC addresses: Oracle's range, 00:14:4f:f8:00:00 to 00:14:4f:fb:ff:ff. */
+export const AUTO_MAC_COUNT = 262_144;
+/** Automatically assigned domain host ids: 0x84f80000 to 0x84fbffff (Oracle's pattern: 0x84 and a MAC address's last three bytes). */
+export const AUTO_HOSTID_COUNT = 262_144;
 
 /**
  * Variables: OpenBoot's are short (`boot-device`, `auto-boot?`); its largest,

@@ -112,6 +112,18 @@ function address(v: unknown, where: string, field: string): number {
   return n;
 }
 
+/**
+ * The machine's host id, a 32-bit hexadecimal number as Solaris prints it: the
+ * primary's host id, and the seed of the UUIDs and of where automatic MAC
+ * addresses and host ids start (agent/model/ldm.ts), so agents whose machine
+ * files differ here get distinct identities. Written one way (`0x`, eight
+ * lower-case digits) so that spellings of one value seed the same identities.
+ */
+function hostid(v: unknown, where: string): string {
+  if (typeof v !== 'string' || !/^(0x)?[0-9a-f]{1,8}$/i.test(v)) fail(where, 'hostid must be a 32-bit hexadecimal number such as "0x84f8a2c3"');
+  return `0x${v.replace(/^0x/i, '').toLowerCase().padStart(8, '0')}`;
+}
+
 /** Normalize a machine description; `where` names its source in error messages. */
 export function machineFromJson(json: unknown, where: string): MachineSpec {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) fail(where, 'expected a JSON object');
@@ -119,7 +131,7 @@ export function machineFromJson(json: unknown, where: string): MachineSpec {
   const cpu = { ...DEFAULT_MACHINE_FILE.cpu, ...f.cpu };
   const spec: MachineSpec = {
     hostname: typeof f.hostname === 'string' && f.hostname !== '' ? f.hostname : osHostname(),
-    hostid: String(f.hostid),
+    hostid: hostid(f.hostid, where),
     platform: String(f.platform),
     firmware: String(f.firmware),
     managerVersion: String(f.managerVersion),

@@ -100,6 +100,8 @@ export interface MigrationView {
   phase: string;
   progress: number;
   error: boolean;
+  /** Source: the agents log in with certificates (types.ts MigrationRecord). */
+  certificate: boolean;
   startedAt: string;
 }
 
@@ -149,12 +151,13 @@ export class Migrations {
       phase: l?.phase ?? r.phase,
       progress: Math.max(r.progress, l?.progress ?? 0),
       error: r.error === true,
+      certificate: r.certificate === true,
       startedAt: r.startedAt,
     };
   }
 
   /** Source, phase 2: the domain gets flag `s`; from now on nothing else may change it. */
-  markSource(name: string, peer: string, id: string): Promise<void> {
+  markSource(name: string, peer: string, id: string, certificate = false): Promise<void> {
     return this.host.change((s, announce) => {
       const d = findDomain(s, name);
       if (name === CONTROL_DOMAIN) refuse(mm.controlDomain());
@@ -163,6 +166,7 @@ export class Migrations {
       const served = [...s.vds, ...s.vsw, ...s.vcc].filter((x) => x.domain === name).map((x) => x.name);
       if (served.length > 0) refuse(mm.providesServices(name, served));
       d.migration = record('source', peer, id);
+      if (certificate) d.migration.certificate = true;
       announce(this.progressEvent(name, 0, 'ongoing'));
     });
   }
@@ -337,8 +341,9 @@ export class Migrations {
     }
     // Masters and a console concentrator named on the source may not exist here: only what does is kept.
     d.master = d.master.filter((x) => s.domains.some((o) => o.name === x));
+    // The plan binds a console port; a constraint naming a concentrator stays one only if the source had it.
     const service = res.plan?.consoleService;
-    if (service !== undefined) d.console.service = service;
+    if (service !== undefined && d.console.service !== undefined) d.console.service = service;
     else if (d.console.service && !s.vcc.some((v) => v.name === d.console.service)) delete d.console.service;
     if (d.console.port !== undefined && d.console.port !== res.plan?.consolePort) delete d.console.port;
     // A live guest is received bound: it runs here only once completeTarget() makes it active.

@@ -161,6 +161,7 @@ function migrationProblem(r: unknown, state: string): string | undefined {
     isInt(r['progress']) &&
     (r['progress'] as number) <= 100 &&
     (r['error'] === undefined || typeof r['error'] === 'boolean') &&
+    (r['certificate'] === undefined || typeof r['certificate'] === 'boolean') &&
     isString(r['startedAt']);
   if (!ok) return 'its migration record is malformed';
   if (r['role'] === 'target' && (r['error'] !== undefined || state === 'active')) return 'its migration record (target) does not match its state';

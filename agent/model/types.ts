@@ -107,7 +107,7 @@ export interface DelayedReconf {
 export interface MigrationRecord {
   /** `source`: the domain leaves this machine; `target`: it is being received here. */
   role: 'source' | 'target';
-  /** The other agent: host or host:port. */
+  /** The other agent: on the source the target as given (host or host:port, how to reach it again); on the target the source's host name. */
   peer: string;
   /** The migration's id, the same on both machines. */
   id: string;
@@ -117,6 +117,12 @@ export interface MigrationRecord {
   progress: number;
   /** Source only: the handoff window was lost (flag `e`); the domain waits to be settled. */
   error?: boolean;
+  /**
+   * Source only: the agents log in to each other with their certificates (-c), so a
+   * restarted agent can reach the target to settle the error state by itself (a
+   * password is never saved).
+   */
+  certificate?: boolean;
   /** ISO 8601 time the record was made. */
   startedAt: string;
 }

@@ -32,6 +32,8 @@ export const LDM_ACTIONS = [
   'list-rsrc-group', 'list-dependencies', 'list-netdev', 'list-netstat',
   // operations
   'migrate-domain', 'cancel-operation',
+  // the agents' migrations with their statistics (ours: QEMU's query-migrate as a listing)
+  'list-migrations',
   // event registration (reg-/unreg-progress-events is our addition, protocol.md section 6)
   'reg-domain-events', 'unreg-domain-events', 'reg-resource-events', 'unreg-resource-events',
   'reg-hardware-events', 'unreg-hardware-events', 'reg-progress-events', 'unreg-progress-events',

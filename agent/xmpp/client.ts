@@ -44,6 +44,12 @@ export interface ClientOptions {
   servername?: string;
   /** On the Unix socket TLS is optional; default true elsewhere, false there. */
   tls?: boolean;
+  /**
+   * With `ca`: a server certificate that fails verification (unknown issuer, wrong
+   * name) fails the handshake with this error, which can name the certificate,
+   * rather than with TLS's bare reason.
+   */
+  untrusted?: (cert: tls.PeerCertificate, reason: string) => Error;
   /** Give up if not online within this time. */
   timeoutMs?: number;
   limits?: XmlLimits;
@@ -222,9 +228,14 @@ export class LdmClient {
         key: opts.key,
         servername: opts.servername ?? (opts.host && net.isIP(opts.host) === 0 ? opts.host : 'localhost'),
         // Without a CA there is nothing to verify against (libldom checks nothing either).
-        rejectUnauthorized: opts.ca !== undefined,
+        rejectUnauthorized: opts.ca !== undefined && !opts.untrusted,
       });
       secure.once('secureConnect', () => {
+        if (opts.ca !== undefined && opts.untrusted && !secure.authorized) {
+          const err = opts.untrusted(secure.getPeerCertificate(), String(secure.authorizationError ?? 'not trusted'));
+          secure.destroy();
+          return reject(err);
+        }
         this.socket = secure;
         this.restart();
         this.attach(secure);

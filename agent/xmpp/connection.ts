@@ -599,11 +599,12 @@ export class Connection {
       let refusal: string | undefined;
       let handler: BinaryChannelHandler | undefined;
       if (name === null) refusal = channelMessages.switchMalformed();
-      else if (session.principal.role !== 'write') refusal = channelMessages.switchRole(session.principal.name);
+      else if (session.principal.role !== 'write') refusal = channelMessages.switchRole(session.principal.name, session.principal.role);
       else if (!(handler = this.deps.binaryChannels?.(name))) refusal = channelMessages.switchUnknown(name);
       const status = refusal === undefined ? success() : failure(refusal);
       const cmd = { action: CHANNEL_ACTION, options: [], arguments: name === null ? [] : [name], data: [], response: status };
-      this.write(encodeDocument({ root: 'LDM_interface', version, commands: [cmd], response: { ...status } }));
+      // Unindented: nothing may follow the answer's last '>' but frames (no trailing newline).
+      this.write(encodeDocument({ root: 'LDM_interface', version, commands: [cmd], response: { ...status } }, { indent: false }));
       if (refusal !== undefined || !handler) {
         this.log.info('binary channel refused', { user: session.principal.name, channel: name, reason: refusal });
         return this.close();
