@@ -12,7 +12,8 @@
  *   as they do from the sources, whatever OUTDIR is (the sources use no
  *   `import.meta.dirname` or `import.meta.filename`, which are left as they are).
  * - `libxml2-wasm` stays outside the bundle: `validate` imports it on first use and it
- *   loads its .wasm file from its own folder. Dynamic imports stay lazy: with code
+ *   loads its .wasm file from its own folder. `@node-rs/xxhash` (the migration digest)
+ *   too: it loads a native addon for the platform. Dynamic imports stay lazy: with code
  *   splitting they become chunks, loaded on first use.
  * - node-forge and saxes are bundled: measured, that starts no slower than leaving
  *   them to Node's resolver, and a bundle depends on fewer installed files.
@@ -31,8 +32,8 @@ export const ENTRY_POINTS = {
   ldm: resolve(ROOT, 'agent/cli/ldm.ts'),
 };
 
-/** Packages left to Node's resolution at run time. */
-const EXTERNAL = ['libxml2-wasm'];
+/** Packages left to Node's resolution at run time (@node-rs/xxhash loads a native .node file). */
+const EXTERNAL = ['libxml2-wasm', '@node-rs/xxhash'];
 
 /** Each agent/ source keeps its own location in `import.meta.url`, not the bundle's. */
 function sourceLocation(outdir) {
