@@ -495,6 +495,7 @@ export const migrationRunMessages = {
   protocolBroken: (detail: string) => `The other agent broke the migration conversation: ${detail}`,
   sourceSilent: (source: string, seconds: number) => `The source ${source} sent nothing for ${seconds} s: the received domain is removed`,
   cancelledBySource: (reason: string) => `The source called the migration off: ${reason}`,
+  noMigrationKnown: (name: string) => `No migration of LDom ${name} is known to this agent (running or among the last finished)`,
   // cancel-operation migration.
   cancelOnTarget: (name: string, peer: string) => `LDom ${name} is the target of a migration from ${peer}: only the source machine can cancel a migration`,
   tooLateToCancel: (name: string) =>

@@ -14,13 +14,29 @@
  * Each figure is the median of ROUNDS rounds, the three kinds interleaved so that they
  * see the same machine. The guest holds MIB MiB of random pages (default 128).
  *
+ * Then real migrations between agents (child processes, bench/agents.ts), each figure
+ * read from list-migrations on the source and set beside the raw TLS figure of the same
+ * run (one more raw round runs before each migration of the idle guest):
+ *
+ *   idle guest    working set 1G random, no dirtying, moved back and forth REPEATS
+ *                 times: pre-copy throughput (transferred / (total-time - setup-time
+ *                 - downtime)), total time against transferred / raw, downtime.
+ *   dirtying      64M/s over a 512M working set, back and forth: downtime, and the
+ *                 expected-downtime the source reported beside it.
+ *   cancel        a third agent with a bandwidth limit migrates a guest and cancels in
+ *                 the first pass: time to the cancel's answer, and to the first
+ *                 list-domain showing the source domain unmarked and running.
+ *
+ * Sizes come from LDM_BENCH_* variables (bench/README.md); LDM_BENCH_QUICK=1 shrinks
+ * them to 64 MiB to check that it all runs.
+ *
  *   npm run bench -- migration            (LDM_BENCH_MIGRATION_MIB=512 for a larger guest)
  *   node --import tsx bench/migration.ts receiver KEY CERT   (the child; prints its port)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import tls from 'node:tls';
@@ -29,8 +45,10 @@ import { ensureCerts } from '../agent/auth/certs.ts';
 import type { Guest, PageData } from '../agent/hypervisor/hypervisor.ts';
 import { PAGE_SIZE } from '../agent/hypervisor/memory.ts';
 import { SimHypervisor } from '../agent/hypervisor/simulator.ts';
+import { formatSize, parseSize } from '../agent/model/sizes.ts';
 import { applyBatch, PageStreamDecoder, PageStreamEncoder, sendPass } from '../agent/migration/channel.ts';
 import { RunningDigest } from '../agent/migration/digest.ts';
+import { BenchAgent, data, migrateXml, request, startAgents, succeeded, messagesOf, waitFor, type Props } from './agents.ts';
 import { median } from './measure.ts';
 
 const ROUNDS = 5;
@@ -88,6 +106,206 @@ function receiver(key: string, cert: string, mib: number): void {
   process.on('SIGTERM', () => process.exit(0));
 }
 
+// ── sizes ────────────────────────────────────────────────────────────────────
+
+interface Sizes {
+  quick: boolean;
+  /** The page-stream guest (MiB of random pages). */
+  streamMiB: number;
+  /** The idle guest's working set (random, no dirtying): pre-copy throughput, total time, idle downtime. */
+  idleSet: number;
+  /** The dirtying guest: working set and rewrite rate (bytes/s). */
+  dirtySet: number;
+  dirtyRate: number;
+  /** Migrations of each guest, back and forth between the two agents. */
+  repeats: number;
+  /** The guest migrated and cancelled, and the source's bandwidth limit that keeps its copy in pre-copy. */
+  cancelSet: number;
+  cancelBandwidth: number;
+  cancelRepeats: number;
+}
+
+const MiB = 2 ** 20;
+
+function envNumber(name: string, fallback: number, read: (v: string) => number | null = (v) => (/^\d+$/.test(v) ? Number(v) : null)): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = read(v);
+  if (n === null || !(n > 0)) throw new Error(`${name}=${v}: expected a positive ${read === parseSize ? 'size such as 64M or 1G' : 'whole number'}`);
+  return n;
+}
+
+/** Issue 8's sizes unless LDM_BENCH_QUICK=1 (64 MiB everywhere: a check that it all runs) or the variables say otherwise. */
+function benchSizes(): Sizes {
+  const quick = process.env['LDM_BENCH_QUICK'] === '1';
+  const size = (name: string, full: number, small: number) => envNumber(name, quick ? small : full, parseSize);
+  return {
+    quick,
+    streamMiB: envNumber('LDM_BENCH_MIGRATION_MIB', quick ? 64 : 128),
+    idleSet: size('LDM_BENCH_MIGRATION_IDLE_SET', 1024 * MiB, 64 * MiB),
+    dirtySet: size('LDM_BENCH_MIGRATION_DIRTY_SET', 512 * MiB, 64 * MiB),
+    dirtyRate: size('LDM_BENCH_MIGRATION_DIRTY_RATE', 64 * MiB, 8 * MiB),
+    repeats: envNumber('LDM_BENCH_MIGRATION_REPEATS', 3),
+    cancelSet: size('LDM_BENCH_MIGRATION_CANCEL_SET', 64 * MiB, 64 * MiB),
+    cancelBandwidth: envNumber('LDM_BENCH_MIGRATION_CANCEL_BANDWIDTH', 16_000_000),
+    cancelRepeats: envNumber('LDM_BENCH_MIGRATION_CANCEL_REPEATS', 5),
+  };
+}
+
+// ── real migrations between agents ───────────────────────────────────────────
+
+interface AgentFigures {
+  /** One entry per migration of the idle guest (list-migrations on the source). */
+  idle: Props[];
+  /** One entry per migration of the dirtying guest. */
+  busy: Props[];
+  /** Per cancel: ms from sending cancel-operation to its answer, and to list-domain showing the source running unmarked. */
+  cancelAnswerMs: number[];
+  cancelRunningMs: number[];
+  /** Median list-domain round trip on the cancelling source: what one request costs there. */
+  roundTripMs: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Domain memory for a working set: twice the set, whole GiB, at least 1G (the first pass sends touched pages only). */
+const domainMemory = (set: number) => `${Math.max(1, Math.ceil((2 * set) / 2 ** 30))}G`;
+
+/**
+ * Three agents: alpha and beta move the idle and the dirtying guest back and forth
+ * (`rawRound` runs before each idle migration); gamma, with a bandwidth limit, migrates
+ * a guest to beta and cancels it during pre-copy.
+ */
+async function agentFigures(sizes: Sizes, rawRound: () => Promise<void>): Promise<AgentFigures> {
+  // Each agent may hold every guest at once, plus room: the target reserves before the source lets go.
+  const guestMemory = String(2 * (sizes.idleSet + sizes.dirtySet + sizes.cancelSet) + 2 ** 30);
+  const [alpha, beta, gamma] = await startAgents([
+    ['alpha', { guestMemory }],
+    ['beta', { guestMemory }],
+    ['gamma', { guestMemory, config: { migration: { maxBandwidth: sizes.cancelBandwidth } } }],
+  ]);
+  try {
+    const movers = new Map<BenchAgent, Awaited<ReturnType<BenchAgent['client']>>>();
+    for (const a of [alpha!, beta!, gamma!]) movers.set(a, await a.client());
+    /** migrate-domain from `src` to `dst`, which must complete; the source's list-migrations row. */
+    const migrate = async (src: BenchAgent, dst: BenchAgent, name: string): Promise<Props> => {
+      const doc = await movers.get(src)!.request(migrateXml(name, dst.address));
+      const row = await src.migration(name);
+      if (!succeeded(doc) || row?.['status'] !== 'completed') throw new Error(`migration of ${name} ${src.name} -> ${dst.name} failed: ${messagesOf(doc).join('; ')}`);
+      return row;
+    };
+    const workload = (a: BenchAgent, name: string, want: string, set: number) =>
+      waitFor(async () => {
+        const p = await a.listDomain(name);
+        return p?.['sim-workload'] === want && Number(p['sim-filled']) >= set;
+      }, 600_000, `${name} on ${a.name}: working set filled (${want})`, 100);
+    const vars = (set: number, rate: number) => ({ 'sim-working-set': formatSize(set), 'sim-fill': 'random', 'sim-dirty-rate': String(rate) });
+
+    const idle: Props[] = [];
+    await alpha!.runningDomain('idle', domainMemory(sizes.idleSet), vars(sizes.idleSet, 0));
+    let [src, dst] = [alpha!, beta!];
+    for (let i = 0; i < sizes.repeats; i++) {
+      await workload(src, 'idle', 'idle', sizes.idleSet);
+      await rawRound();
+      idle.push(await migrate(src, dst, 'idle'));
+      [src, dst] = [dst, src];
+    }
+
+    const busy: Props[] = [];
+    await alpha!.runningDomain('busy', domainMemory(sizes.dirtySet), vars(sizes.dirtySet, sizes.dirtyRate));
+    [src, dst] = [alpha!, beta!];
+    for (let i = 0; i < sizes.repeats; i++) {
+      await workload(src, 'busy', 'rewriting', sizes.dirtySet);
+      // A second of rewriting first, so the guest dirties at its rate when the copy starts.
+      await sleep(1000);
+      busy.push(await migrate(src, dst, 'busy'));
+      [src, dst] = [dst, src];
+    }
+    // Its rewrites would compete with what follows.
+    await src.must(request('stop-domain', data('busy')));
+
+    const cancelAnswerMs: number[] = [];
+    const cancelRunningMs: number[] = [];
+    await gamma!.runningDomain('slow', domainMemory(sizes.cancelSet), vars(sizes.cancelSet, 8 * MiB));
+    const [poller, canceller] = [await gamma!.client(), await gamma!.client()];
+    const trips: number[] = [];
+    for (let i = 0; i < 21; i++) {
+      const start = performance.now();
+      await gamma!.listDomain('slow', poller);
+      trips.push(performance.now() - start);
+    }
+    for (let i = 0; i < sizes.cancelRepeats; i++) {
+      await workload(gamma!, 'slow', 'rewriting', sizes.cancelSet);
+      const pending = movers.get(gamma!)!.request(migrateXml('slow', beta!.address));
+      await waitFor(async () => {
+        const m = await gamma!.migration('slow');
+        return m?.['status'] === 'active' && m['phase'] === 'precopy';
+      }, 30_000, 'the migration in pre-copy', 20);
+      await sleep(300);
+      const start = performance.now();
+      const answered = canceller.request(request('cancel-operation', data('slow'), 'migration')).then((doc) => ({ doc, ms: performance.now() - start }));
+      // Back to back on a session of its own: the first listing that shows the source unmarked and running.
+      const running = await waitFor(async () => {
+        const p = await gamma!.listDomain('slow', poller);
+        return p?.['flags']?.[5] === '-' && p['sim-workload'] !== 'stopped' && p['state'] === 'active' ? performance.now() - start : 0;
+      }, 30_000, 'the source running after the cancel', 0);
+      const { doc, ms } = await answered;
+      if (!succeeded(doc)) throw new Error(`cancel-operation refused: ${messagesOf(doc).join('; ')}`);
+      const row = await gamma!.migration('slow');
+      if (row?.['status'] !== 'cancelled' || row['iterations'] !== '0') throw new Error(`not a cancel during the first pass: ${JSON.stringify(row)}`);
+      cancelAnswerMs.push(ms);
+      cancelRunningMs.push(running);
+      await pending;
+      await waitFor(async () => (await beta!.listDomain('slow')) === undefined, 30_000, 'the target clean');
+    }
+    return { idle, busy, cancelAnswerMs, cancelRunningMs, roundTripMs: median(trips) };
+  } finally {
+    await Promise.all([alpha!, beta!, gamma!].map((a) => a.stop()));
+  }
+}
+
+// ── the table ────────────────────────────────────────────────────────────────
+
+const n = (p: Props, k: string) => Number(p[k]);
+/** Pre-copy time: total-time - setup-time - downtime (also holds the source's final save of the record, a few ms). */
+const precopyMs = (p: Props) => n(p, 'total-time') - n(p, 'setup-time') - n(p, 'downtime');
+const fmt = (x: number, digits = x >= 100 ? 0 : x >= 10 ? 1 : 2) => x.toFixed(digits);
+const spread = (xs: number[], unit = '') => (xs.length > 1 ? `${fmt(median(xs))}${unit} (${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))})` : `${fmt(xs[0]!)}${unit}`);
+const yes = (ok: boolean) => (ok ? 'yes' : 'NO');
+
+function report(sizes: Sizes, stream: { rawMiBps: number; pagesMiBps: number; bareMiBps: number }, f: AgentFigures): void {
+  const raw = stream.rawMiBps;
+  const rawBytesPerMs = (raw * MiB) / 1000;
+  const agentMiBps = f.idle.map((p) => n(p, 'transferred') / MiB / (precopyMs(p) / 1000));
+  const idealMs = f.idle.map((p) => n(p, 'transferred') / rawBytesPerMs);
+  const totalRatio = f.idle.map((p, i) => n(p, 'total-time') / idealMs[i]!);
+  const idleDown = f.idle.map((p) => n(p, 'downtime'));
+  const busyDown = f.busy.map((p) => n(p, 'downtime'));
+  const busyExpected = f.busy.map((p) => n(p, 'expected-downtime'));
+  const expRatio = f.busy.map((p) => n(p, 'expected-downtime') / Math.max(1, n(p, 'downtime')));
+  const rt = `${fmt(f.roundTripMs)} ms list-domain`;
+  const rows: string[][] = [
+    ['figure', 'measured', 'baseline (raw TLS, same run)', 'ratio', 'goal', 'met?'],
+    ['1a pre-copy, page stream (bench -> child)', `${fmt(stream.pagesMiBps)} MiB/s`, `${fmt(raw)} MiB/s`, fmt(stream.pagesMiBps / raw), '>= 0.9', yes(stream.pagesMiBps / raw >= 0.9)],
+    [`1b pre-copy, agents (idle ${formatSize(sizes.idleSet)} random)`, spread(agentMiBps, ' MiB/s'), `${fmt(raw)} MiB/s`, fmt(median(agentMiBps) / raw), '>= 0.9', yes(median(agentMiBps) / raw >= 0.9)],
+    [`2  total time, idle ${formatSize(sizes.idleSet)}`, spread(f.idle.map((p) => n(p, 'total-time')), ' ms'), `${fmt(median(idealMs))} ms (bytes/raw)`, spread(totalRatio), '<= 1.1', yes(median(totalRatio) <= 1.1)],
+    ['3a downtime, idle guest', spread(idleDown, ' ms'), '-', '-', '<= 10 ms', yes(median(idleDown) <= 10)],
+    [`3b downtime, ${formatSize(sizes.dirtyRate)}/s over ${formatSize(sizes.dirtySet)}`, spread(busyDown, ' ms'), '-', '-', '<= 300 ms', yes(median(busyDown) <= 300)],
+    ['3c expected-downtime / measured (3b)', spread(busyExpected, ' ms'), `${fmt(median(busyDown))} ms measured`, spread(expRatio), '0.8-1.2', yes(Math.abs(median(expRatio) - 1) <= 0.2)],
+    ['4  page stream without digests', `${fmt(stream.bareMiBps)} MiB/s`, `${fmt(stream.pagesMiBps)} MiB/s with`, `${fmt(stream.bareMiBps / stream.pagesMiBps)} time with/without`, '-', '-'],
+    ['5a cancel -> its answer', spread(f.cancelAnswerMs, ' ms'), rt, fmt(median(f.cancelAnswerMs) / f.roundTripMs), '-', '-'],
+    ['5b cancel -> source running, unmarked', spread(f.cancelRunningMs, ' ms'), rt, fmt(median(f.cancelRunningMs) / f.roundTripMs), '-', '-'],
+  ];
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd());
+  console.log('measured: median (min-max) over the repeats; agents\' figures from list-migrations on the source.');
+  const detail = (p: Props) => `${p['iterations']} passes, throttle ${p['throttle-percentage']} %, ${fmt(n(p, 'transferred') / MiB)} MiB, setup ${p['setup-time']} ms`;
+  console.log(`idle guest: ${f.idle.map(detail).join(' | ')}`);
+  console.log(`dirtying guest: ${f.busy.map(detail).join(' | ')}`);
+  const [load] = loadavg();
+  console.log(`load average (1 min) at the end: ${load!.toFixed(1)} on ${availableParallelism()} cores${load! > 1 ? ' (other work was running: read the ratios)' : ''}`);
+}
+
 // ── the sender (this process) ────────────────────────────────────────────────
 
 function startReceiver(key: string, cert: string, mib: number): Promise<{ child: ChildProcess; port: number }> {
@@ -133,7 +351,8 @@ async function writeRaw(socket: tls.TLSSocket, bytes: Buffer): Promise<void> {
 }
 
 export async function run(): Promise<void> {
-  const mib = Number(process.env['LDM_BENCH_MIGRATION_MIB'] ?? 128);
+  const sizes = benchSizes();
+  const mib = sizes.streamMiB;
   const dir = mkdtempSync(join(tmpdir(), 'ldm-bench-migration-'));
   const certs = await ensureCerts(join(dir, 'certs'), { hostnames: ['localhost'], ips: ['127.0.0.1'] });
   const key = certs.paths.serverKey;
@@ -188,15 +407,18 @@ export async function run(): Promise<void> {
     await once('raw');
     await once('pages');
     for (let r = 0; r < ROUNDS; r++) for (const mode of ['raw', 'pages', 'nodigest'] as Mode[]) times[mode].push(await once(mode));
-    const mbps = (ms: number) => stream.length / 2 ** 20 / (ms / 1000);
-    const raw = median(times.raw);
+    const mibps = (ms: number) => stream.length / 2 ** 20 / (ms / 1000);
+    console.log(`page stream: ${mib} MiB of random pages, ${(stream.length / 2 ** 20).toFixed(1)} MiB on the wire; median of ${ROUNDS} rounds`);
+    // One more raw round before each agents' migration of the idle guest, so the baseline sees the same machine they do.
+    const agents = await agentFigures(sizes, async () => {
+      times.raw.push(await once('raw'));
+    });
+    const rawMs = median(times.raw);
+    const rawMiBps = mibps(rawMs);
     const pagesMs = median(times.pages);
-    const bare = median(times.nodigest);
-    console.log(`guest: ${mib} MiB of random pages, ${(stream.length / 2 ** 20).toFixed(1)} MiB on the wire; median of ${ROUNDS} rounds`);
-    console.log(`raw TLS, same bytes, two processes:     ${mbps(raw).toFixed(0)} MiB/s`);
-    console.log(`page stream (read, frame, digest both sides): ${mbps(pagesMs).toFixed(0)} MiB/s   ratio ${(raw / pagesMs).toFixed(2)} of raw (goal >= 0.9)`);
-    console.log(`page stream without the digests:        ${mbps(bare).toFixed(0)} MiB/s   ratio ${(raw / bare).toFixed(2)} of raw`);
-    console.log(`cost of the digests: ${((pagesMs / bare - 1) * 100).toFixed(1)} % of the transfer time`);
+    const bareMs = median(times.nodigest);
+    console.log(`raw TLS, same bytes, two processes: ${rawMiBps.toFixed(0)} MiB/s (median of all ${times.raw.length} raw rounds of this run)`);
+    report(sizes, { rawMiBps, pagesMiBps: mibps(pagesMs), bareMiBps: mibps(bareMs) }, agents);
   } finally {
     child.kill('SIGTERM');
     await hv.close();

@@ -300,6 +300,9 @@ t.test('the scripted administrator session', async (t) => {
   await step(t, 'set-io.success', 'success', request('set-io', data(null, io('pci_1', { iov_bus_enable_iov: 'on' }))));
   await step(t, 'set-io.failure', { refused: `Property speed cannot be set on ${PF0}.VF0` }, request('set-io', data(null, io(`${PF0}.VF0`, { speed: '10G' }))));
   await step(t, null, 'success', request('add-io', data('ldg2', io(`${PF0}.VF0`))));
+  // No migration has run on this agent: an empty list, and a domain no migration names.
+  await step(t, 'list-migrations.success', 'success', request('list-migrations'));
+  await step(t, 'list-migrations.failure', { refused: 'No migration of LDom ldg1 is known' }, request('list-migrations', data('ldg1')));
   await step(t, 'list-io.success', 'success', request('list-io'));
   await step(t, 'list-io.failure', { refused: 'Content element has no id' }, request('list-io', '<data version="3.0"><Envelope><References/><Content xsi:type="ovf:VirtualSystem_Type"/></Envelope></data>'));
   await step(t, 'destroy-vf.failure', { refused: `Virtual function ${PF0}.VF0 is assigned to LDom ldg2` }, request('destroy-vf', data(null, io(`${PF0}.VF0`))));

@@ -112,15 +112,32 @@ export async function cancelMigration(desk: MigrationDesk, cmd: Command): Promis
   }
 }
 
-/** list-migrations: one object per migration, running and recently finished, oldest first. */
+/**
+ * list-migrations: one object per migration this agent took part in, running and
+ * recently finished, oldest first; objects naming domains ask for theirs only (a
+ * domain no migration names fails).
+ */
 export function listMigrations(desk: MigrationDesk, cmd: Command, hostname: string): void {
-  cmd.data = desk.list().map((m) => ({
+  const entry = (m: MigrationEntry): Data => ({
     version: '3.0',
     envelope: {
       contents: [{ id: m.domain, sections: [{ type: 'ResourceAllocationSection_Type', items: [item('ldom_info', m.properties(hostname))] }] }],
       sections: [],
     },
     response: success(),
-  }));
-  if (cmd.data.length === 0) cmd.response = success();
+  });
+  const all = desk.list();
+  const asked = cmd.data.filter((d) => !d.problem && (d.envelope?.contents.length ?? 0) > 0);
+  if (cmd.data.some((d) => d.problem)) return; // answered by completeResponse with the decoder's words
+  if (asked.length === 0) {
+    cmd.data = all.map(entry);
+    if (cmd.data.length === 0) cmd.response = success();
+    return;
+  }
+  cmd.data = asked.flatMap((d) => {
+    const names = new Set(d.envelope!.contents.map((c) => c.id));
+    const found = all.filter((m) => names.has(m.domain));
+    if (found.length > 0) return found.map(entry);
+    return [{ ...d, response: failure(...[...names].map((n) => rm.noMigrationKnown(n))) }];
+  });
 }

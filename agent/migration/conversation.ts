@@ -6,9 +6,11 @@
  *   source ─► target                          target ─► source
  *   offer    {id, offer}                      checked  {ok, plan} | {ok:false, check, reason}
  *   prepare                                   prepared | failed {reason}
- *   PAGES frames, pass {n}, progress {p}      (nothing: TCP paces the pages)
+ *   PAGES frames, progress {p}                (nothing: TCP paces the pages)
+ *   pass     {n}                              passed   {n} (written: the pass's end to end)
+ *   ping                                      pong     (a round trip on the empty channel)
  *   final    {runtime?, digest}               verified {digest} | mismatch {digest}
- *   resume                                    resumed  (the target runs the domain)
+ *   resume                                    resumed  {runningMs} (the target runs the domain)
  *   cancel   {reason}                         (the channel closes)
  *   settle   {id, name, uuid}                 settled  {runs: yes | no | pending}
  *
@@ -29,6 +31,7 @@ export type SourceMessage =
   | { t: 'prepare' }
   | { t: 'pass'; n: number }
   | { t: 'progress'; p: number }
+  | { t: 'ping' }
   | { t: 'final'; digest: string; runtime?: GuestRuntime }
   | { t: 'resume' }
   | { t: 'cancel'; reason: string }
@@ -38,10 +41,13 @@ export type TargetMessage =
   | { t: 'checked'; ok: true; plan: MigrationPlan }
   | { t: 'checked'; ok: false; check: CheckName; reason: string }
   | { t: 'prepared' }
+  | { t: 'passed'; n: number }
+  | { t: 'pong' }
   | { t: 'failed'; reason: string }
   | { t: 'verified'; digest: string }
   | { t: 'mismatch'; digest: string }
-  | { t: 'resumed' }
+  /** runningMs: how long the guest has run on the target when this is sent. */
+  | { t: 'resumed'; runningMs: number }
   | { t: 'settled'; runs: 'yes' | 'no' | 'pending' };
 
 /** The peer said something the conversation does not allow. */
@@ -71,6 +77,7 @@ export function parseSourceMessage(v: unknown): SourceMessage {
       return { t: 'offer', id: v['id'] as string, offer: v['offer'] as unknown as MigrationOffer };
     case 'prepare':
     case 'resume':
+    case 'ping':
       return { t: v['t'] };
     case 'pass':
       if (!Number.isSafeInteger(v['n'])) bad();
@@ -110,8 +117,15 @@ export function parseTargetMessage(v: unknown): TargetMessage {
       if (!isText(v['reason']) || !isText(v['check'], 64)) bad();
       return { t: 'checked', ok: false, check: v['check'] as CheckName, reason: v['reason'] as string };
     case 'prepared':
-    case 'resumed':
+    case 'pong':
       return { t: v['t'] };
+    case 'resumed': {
+      const ms = v['runningMs'];
+      return { t: 'resumed', runningMs: typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 ? ms : 0 };
+    }
+    case 'passed':
+      if (!Number.isSafeInteger(v['n'])) bad();
+      return { t: 'passed', n: v['n'] as number };
     case 'failed':
       if (!isText(v['reason'])) bad();
       return { t: 'failed', reason: v['reason'] as string };

@@ -105,6 +105,12 @@ export class SourceMigration {
   private dirtyBuffer = new Uint32Array(0);
   private lastProgressAt = 0;
   private lastTargetProgressAt = 0;
+  /** The phase the domain's record carries (setPhase). */
+  private recordedPhase: MigrationPhase = 'checks';
+  /** A control message's round trip to the target and back (measureRoundTrip): two are part of every pause. */
+  private roundTripMs = Number.POSITIVE_INFINITY;
+  /** Moments of the pause (performance.now()), for the log. */
+  private readonly pause = { paused: 0, lastPassSent: 0, verified: 0 };
 
   constructor(
     private readonly deps: SourceDeps,
@@ -213,16 +219,23 @@ export class SourceMigration {
     let bandwidth = 0;
     let hotPasses = 0;
     for (;;) {
+      const started = performance.now();
       const pass = await this.sendPass(guest, pages, tuning.maxBandwidth ?? undefined);
       info.iterations++;
+      // The target acknowledges the pass once it has written it: the bandwidth measured is the
+      // whole pipeline's (socket buffers and the target's writing included), as in the pause.
       await this.conv!.send({ t: 'pass', n: info.iterations });
-      const seconds = Math.max(pass.ms, 0.001) / 1000;
+      const ack = await this.answer('the end of a pass', TIMEOUTS.verify);
+      if (ack.t !== 'passed' || ack.n !== info.iterations) throw new ProtocolError(`"${ack.t}" where pass ${info.iterations}'s acknowledgement belongs`);
+      const seconds = Math.max(performance.now() - started, 0.001) / 1000;
+      await this.measureRoundTrip();
       if (bandwidth === 0 || pass.bytes >= MIN_MEASURED_BYTES) bandwidth = pass.bytes / seconds;
       const dirty = guest.dirtyPageCount;
       info.mbps = (pass.bytes * 8) / seconds / 1e6;
       info.dirtyPagesRate = dirty / seconds;
       info.remainingBytes = dirty * PAGE_SIZE;
-      const expectedMs = bandwidth > 0 ? ((dirty * PAGE_SIZE) / bandwidth) * 1000 : 0;
+      // The last pages, then two round trips: the digest's verdict, the resume's confirmation.
+      const expectedMs = (bandwidth > 0 ? ((dirty * PAGE_SIZE) / bandwidth) * 1000 : 0) + 2 * this.roundTripMs;
       info.expectedDowntimeMs = expectedMs;
       if (info.iterations === 1) await this.hold('precopy');
       if (expectedMs <= tuning.downtimeLimitMs || info.iterations >= tuning.maxIterations) return;
@@ -275,6 +288,15 @@ export class SourceMigration {
     return { bytes: enc.stats.bytes - firstBytes, ms: performance.now() - start };
   }
 
+  /** A round trip on the empty channel (after a pass was acknowledged); the smallest seen is kept. */
+  private async measureRoundTrip(): Promise<void> {
+    const start = performance.now();
+    await this.conv!.send({ t: 'ping' });
+    const pong = await this.answer('a ping', TIMEOUTS.verify);
+    if (pong.t !== 'pong') throw new ProtocolError(`"${pong.t}" where the answer to a ping belongs`);
+    this.roundTripMs = Math.min(this.roundTripMs, performance.now() - start);
+  }
+
   /** Pre-copy's share of the progress: 10 % to 90 %, by pages sent against pages left (this pass and the log). */
   private passProgress(sent: number, passPages: number, guest: Guest): void {
     const now = performance.now();
@@ -299,6 +321,7 @@ export class SourceMigration {
     info.status = 'device';
     this.setPhase('stopcopy', 90);
     info.markPaused();
+    this.pause.paused = performance.now();
     guest.suspend();
     const last = this.readDirty(guest);
     guest.disableDirtyLog();
@@ -306,6 +329,7 @@ export class SourceMigration {
     await this.sendPass(guest, last);
     info.iterations++;
     info.remainingBytes = 0;
+    this.pause.lastPassSent = performance.now();
     await this.conv!.send({ t: 'final', digest: this.digest.hex, runtime: guest.runtime() });
     await this.hold('stopcopy');
     const verdict = await this.answer('the memory digest', TIMEOUTS.verify);
@@ -313,6 +337,7 @@ export class SourceMigration {
     if (verdict.t === 'failed') throw new Failure(rm.targetFailed(this.request.target.text, verdict.reason));
     if (verdict.t !== 'verified') throw new ProtocolError(`"${verdict.t}" where the digest's verdict belongs`);
     info.digest = this.digest.hex;
+    this.pause.verified = performance.now();
     this.setPhase('stopcopy', 97);
   }
 
@@ -347,7 +372,12 @@ export class SourceMigration {
       this.committed = false;
       throw new ProtocolError(`"${answer.t}" where the resume's confirmation belongs`);
     }
-    info.markResumed();
+    info.markResumed(answer.runningMs);
+    if (this.pause.paused > 0) {
+      const at = (t: number) => Math.round((t - this.pause.paused) * 10) / 10;
+      // Where the pause went (ms after the suspend): what to look at when the downtime is longer than expected.
+      log.info('migration pause', { domain: r.domain, lastPassSent: at(this.pause.lastPassSent), verified: at(this.pause.verified), confirmed: at(performance.now()), runningOnTarget: Math.round(answer.runningMs * 10) / 10, downtime: Math.round(info.downtimeMs * 10) / 10 });
+    }
     await ldm.migrations.completeSource(r.domain);
     this.marked = false;
     this.conv!.close();
@@ -442,7 +472,10 @@ export class SourceMigration {
     info.phase = phase;
     info.progress = Math.max(info.progress, Math.min(99, Math.floor(progress)));
     if (!this.marked) return;
-    this.deps.ldm.migrations.setProgress(this.request.domain, phase, info.progress).catch(() => {
+    // The record's phase changes are saved; none inside the guest's pause, which they would
+    // lengthen (after a restart only the error flag matters: model/migrations.ts settleAtStart).
+    if (phase !== 'stopcopy' && phase !== 'handoff') this.recordedPhase = phase;
+    this.deps.ldm.migrations.setProgress(this.request.domain, this.recordedPhase, info.progress).catch(() => {
       // The record may be gone already (the migration ended meanwhile): nothing to show.
     });
   }

@@ -65,8 +65,9 @@ export class MigrationInfo {
     this.pausedAt ??= performance.now();
   }
 
-  markResumed(): void {
-    if (this.pausedAt !== undefined) this.resumedAt ??= performance.now();
+  /** The guest runs again (`agoMs` ago: the target reports how long it has run when it confirms). */
+  markResumed(agoMs = 0): void {
+    if (this.pausedAt !== undefined) this.resumedAt ??= Math.max(this.pausedAt, performance.now() - agoMs);
   }
 
   end(status: 'completed' | 'failed' | 'cancelled' | 'error', error = ''): void {

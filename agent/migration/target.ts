@@ -126,6 +126,12 @@ export class TargetMigration {
       case 'pass':
         expect('receiving');
         this.info!.iterations = m.n;
+        // Every page before it has been written (pages are applied as they are decoded).
+        await this.conv.send({ t: 'passed', n: m.n });
+        return;
+      case 'ping':
+        expect('receiving');
+        await this.conv.send({ t: 'pong' });
         return;
       case 'final':
         expect('receiving');
@@ -210,6 +216,7 @@ export class TargetMigration {
     if (!this.guest) throw new ProtocolError('"final" for a domain received cold');
     if (runtime === undefined) throw new ProtocolError('"final" without the guest\'s runtime state');
     info.status = 'device';
+    info.iterations++;
     info.markPaused();
     this.progress('stopcopy', 90);
     this.runtime = runtime as GuestRuntime;
@@ -233,8 +240,16 @@ export class TargetMigration {
     this.progress('handoff', 98);
     await this.hold('handoff');
     this.state = 'committing';
+    let resumedAt = performance.now();
     try {
-      if (this.guest) this.guest.resume(this.runtime);
+      // Resumed before the commit is saved, so the save is not part of the guest's pause. Safe
+      // because a simulated guest lives in this process: a crash before the save ends it too,
+      // the restart removes the half-received domain, and the source (paused, in the error state
+      // until it settles) resumes its copy. A backend whose guests outlive the agent would save first.
+      if (this.guest) {
+        this.guest.resume(this.runtime);
+        resumedAt = performance.now();
+      }
       await this.deps.ldm.migrations.completeTarget(name, this.guest ? 'active' : offer.domain.state);
     } catch (err) {
       // Not resumed after all: the source is told, keeps its domain, and nothing is left here.
@@ -248,11 +263,12 @@ export class TargetMigration {
       return;
     }
     this.reserved = false;
-    info.markResumed();
+    info.markResumed(performance.now() - resumedAt);
     info.end('completed');
     this.deps.log.info('migration received', { id: info.id, domain: name, from: info.peer, digest: info.digest || undefined });
     await this.hold('confirm');
-    await this.conv.send({ t: 'resumed' });
+    // How long the guest has run here already: the source counts the pause up to the resume, not to this answer.
+    await this.conv.send({ t: 'resumed', runningMs: Math.max(0, performance.now() - resumedAt) });
     await this.conv.encoder.drained();
     this.state = 'done';
   }
@@ -294,7 +310,9 @@ export class TargetMigration {
     info.phase = phase as MigrationInfo['phase'];
     info.progress = Math.max(info.progress, Math.min(99, Math.floor(p)));
     if (!this.reserved) return;
-    this.deps.ldm.migrations.setProgress(info.domain, phase, info.progress).catch(() => {});
+    // One record phase for the whole reception: a phase change is saved, and saves inside the
+    // guest's pause would lengthen it (a restart removes a half-received domain whatever its phase).
+    this.deps.ldm.migrations.setProgress(info.domain, 'receive', info.progress).catch(() => {});
   }
 
   private async hold(point: string): Promise<void> {

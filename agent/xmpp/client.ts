@@ -348,6 +348,8 @@ export class LdmClient {
     if (this.failure) return;
     const closed = new Promise<void>((r) => this.socket.once('close', () => r()));
     this.failure = new ClientError(clientMessages.closed());
+    // Requests still waiting will get no answer now: they fail rather than hang.
+    for (const p of this.pending.splice(0)) p.reject(this.failure);
     this.socket.end('</stream:stream>');
     const timer = setTimeout(() => this.socket.destroy(), 2000);
     await closed;

@@ -13,7 +13,8 @@ export const PRODUCED_DIRS = ['responses', 'events'] as const;
 
 /**
  * Actions whose responses the agent test does not capture: migrate-domain
- * (answered "not implemented" for now; its examples come from generate.ts),
+ * (a migration needs a second agent; its examples come from generate.ts, and
+ * test/migration-*.test.ts check the real answers),
  * the Netra data plane channel actions and the later releases' actions the
  * agent does not model (answered "not supported" on every platform we
  * simulate; test/domains-io.test.ts checks that answer).
