@@ -15,11 +15,12 @@ import type { Socket } from 'node:net';
 import { certificateSummary, loadTrust, type CertPaths } from '../auth/certs.ts';
 import { ErrorCodes, LdmError } from '../errors.ts';
 import { migrationRunMessages as rm } from '../messages.ts';
+import type { TargetLogin } from '../manager/migrate.ts';
 import { ClientError, LdmClient } from '../xmpp/client.ts';
 
 export const MIGRATION_CHANNEL = 'migration';
 
-export type TargetLogin = { kind: 'password'; user: string; password: string } | { kind: 'certificate' };
+export type { TargetLogin } from '../manager/migrate.ts';
 
 export interface TargetAddress {
   host: string;

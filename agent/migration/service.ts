@@ -18,7 +18,8 @@ import type { CertPaths } from '../auth/certs.ts';
 import type { MigrationTuning } from '../config.ts';
 import type { Hypervisor } from '../hypervisor/hypervisor.ts';
 import type { Logger } from '../log.ts';
-import { migrationMessages as mmsg, migrationRunMessages as rm, objectMessages, refusalMessages } from '../messages.ts';
+import type { MigrationDesk, MigrationOrder } from '../manager/migrate.ts';
+import { migrationMessages as mmsg, migrationModelMessages as mmm, migrationRunMessages as rm, objectMessages, refusalMessages } from '../messages.ts';
 import type { Ldm } from '../model/ldm.ts';
 import { openMigrationChannel, parseTarget, type TargetAddress, type TargetLogin } from './connect.ts';
 import { Conversation, parseTargetMessage } from './conversation.ts';
@@ -50,22 +51,12 @@ export interface MigrationServiceDeps {
   open?: (target: TargetAddress, login: TargetLogin) => Promise<Socket>;
 }
 
-/** What migrate-domain asks for (agent/manager/migrate.ts reads it from the request). */
-export interface MigrationOrder {
-  domain: string;
-  targetName: string;
-  /** host or host:port, as given. */
-  target: string;
-  login: TargetLogin;
-  dryRun: boolean;
-  force: boolean;
-}
-
 export type CancelOutcome = { ok: true } | { ok: false; message: string };
 
 type Settlement = { runs: 'yes' | 'no' | 'pending' } | { unreachable: string };
 
-export class MigrationService {
+/** The manager's MigrationDesk (agent/manager/migrate.ts reads the requests and hands them here). */
+export class MigrationService implements MigrationDesk {
   private readonly sources = new Map<string, SourceMigration>();
   private readonly targets = new Set<TargetMigration>();
   private readonly infos: MigrationInfo[] = [];
@@ -97,6 +88,7 @@ export class MigrationService {
     // Running sources roll back (the guest runs on here); targets see their channels close and clean up.
     const running = [...this.sources.values()];
     for (const s of running) s.cancel();
+    for (const t of this.targets) t.stop();
     await Promise.all([...running.map((s) => s.done), ...[...this.targets].map((t) => t.done)]);
   }
 
@@ -107,14 +99,15 @@ export class MigrationService {
     const target = parseTarget(order.target);
     if (!target) return { ok: false, lines: [rm.badTarget(order.target), order.dryRun ? mmsg.wouldFail(order.domain) : mmsg.failed(order.domain)] };
     const request: MigrateRequest = { ...order, target };
-    const open = this.deps.open ?? ((target: TargetAddress, login: TargetLogin) => openMigrationChannel({ target, login, certs: this.deps.certs, ownName: this.deps.hostname }));
+    const running = this.sources.get(order.domain);
+    if (running && !order.dryRun) return { ok: false, lines: [mmm.alreadyMigrating(order.domain, running.request.target.text), mmsg.failed(order.domain)] };
     const source = new SourceMigration(
-      { ldm: this.deps.ldm, hypervisor: this.deps.hypervisor, tuning: this.deps.tuning, log: this.log, holds: this.holds, open: () => open(request.target, request.login) },
+      { ldm: this.deps.ldm, hypervisor: this.deps.hypervisor, tuning: this.deps.tuning, log: this.log, holds: this.holds, open: () => this.open(request.target, request.login) },
       request,
     );
     const key = request.domain;
-    // A second request for the same domain is refused by the model (markSource); a dry run may run beside it.
-    const owner = request.dryRun || this.sources.has(key) ? undefined : key;
+    // One real migration per domain (refused above; the model refuses it too); dry runs are not registered.
+    const owner = request.dryRun ? undefined : key;
     if (owner) this.sources.set(owner, source);
     this.remember(source.info);
     try {
@@ -128,6 +121,12 @@ export class MigrationService {
     } finally {
       if (owner && this.sources.get(owner) === source) this.sources.delete(owner);
     }
+  }
+
+  /** Log in to a target and open the migration channel (deps.open in tests of one module). */
+  private open(target: TargetAddress, login: TargetLogin, timeoutMs?: number): Promise<Socket> {
+    if (this.deps.open) return this.deps.open(target, login);
+    return openMigrationChannel({ target, login, certs: this.deps.certs, ownName: this.deps.hostname, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
   }
 
   /** cancel-operation migration NAME. */
@@ -274,10 +273,9 @@ export class MigrationService {
   private async ask(peer: string, login: TargetLogin, id: string, name: string, uuid: string, ms: number): Promise<Settlement> {
     const target = parseTarget(peer);
     if (!target) return { unreachable: rm.badTarget(peer) };
-    const open = this.deps.open ?? ((t: TargetAddress, l: TargetLogin) => openMigrationChannel({ target: t, login: l, certs: this.deps.certs, ownName: this.deps.hostname, timeoutMs: ms }));
     let conv: Conversation | undefined;
     try {
-      conv = new Conversation(await open(target, login));
+      conv = new Conversation(await this.open(target, login, ms));
       await conv.send({ t: 'settle', id, name, uuid });
       const answer = parseTargetMessage(await conv.receive(ms, 'the settle question', (what, s) => new Error(rm.peerTimeout(peer, what, s))));
       if (answer.t !== 'settled') return { unreachable: rm.protocolBroken(`"${answer.t}" where the settle answer belongs`) };

@@ -84,6 +84,11 @@ export class TargetMigration {
     this.done = this.serve();
   }
 
+  /** The agent stops: end the conversation (what was received is removed, unless it is ours already). */
+  stop(): void {
+    this.conv.close();
+  }
+
   private async serve(): Promise<void> {
     try {
       while (this.state !== 'done' && this.state !== 'aborted') {
@@ -120,8 +125,9 @@ export class TargetMigration {
         expect('checked');
         return this.onPrepare();
       case 'progress':
-        expect('receiving');
-        this.progress('precopy', m.p);
+        // Sent beside the pages: one may arrive after the final pass; only pre-copy's counts.
+        expect('receiving', 'verified');
+        if (this.state === 'receiving' && this.guest) this.progress('precopy', m.p);
         return;
       case 'pass':
         expect('receiving');
@@ -198,13 +204,7 @@ export class TargetMigration {
         info.markPrecopy();
       }
     } catch (err) {
-      const reason = (err as Error).message;
-      await this.undo();
-      info.end('failed', reason);
-      await this.conv.send({ t: 'failed', reason });
-      await this.conv.encoder.drained();
-      this.state = 'done';
-      return;
+      return this.giveUp((err as Error).message);
     }
     this.progress(offer.guest ? 'precopy' : 'prepare', 5);
     this.state = 'receiving';
@@ -253,14 +253,7 @@ export class TargetMigration {
       await this.deps.ldm.migrations.completeTarget(name, this.guest ? 'active' : offer.domain.state);
     } catch (err) {
       // Not resumed after all: the source is told, keeps its domain, and nothing is left here.
-      this.state = 'receiving';
-      const reason = (err as Error).message;
-      await this.undo();
-      info.end('failed', reason);
-      await this.conv.send({ t: 'failed', reason });
-      await this.conv.encoder.drained();
-      this.state = 'done';
-      return;
+      return this.giveUp((err as Error).message);
     }
     this.reserved = false;
     info.markResumed(performance.now() - resumedAt);
@@ -271,6 +264,15 @@ export class TargetMigration {
     await this.conv.send({ t: 'resumed', runningMs: Math.max(0, performance.now() - resumedAt) });
     await this.conv.encoder.drained();
     this.state = 'done';
+  }
+
+  /** This side cannot go on (prepare or resume failed): undo, tell the source why, end. */
+  private async giveUp(reason: string): Promise<void> {
+    await this.undo();
+    this.info!.end('failed', reason);
+    this.state = 'done';
+    await this.conv.send({ t: 'failed', reason });
+    await this.conv.encoder.drained();
   }
 
   /** Cancel, a closed channel, a bad message: nothing received stays, unless the domain is ours already. */
