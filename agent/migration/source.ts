@@ -29,6 +29,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { MigrationTuning } from '../config.ts';
 import type { Guest, Hypervisor } from '../hypervisor/hypervisor.ts';
 import { PAGE_SIZE } from '../hypervisor/memory.ts';
@@ -201,6 +202,8 @@ export class SourceMigration {
     // A cancel while connecting: the socket that comes later is closed at once.
     opening.then((s) => this.cancelReason !== undefined && s.destroy(), () => {});
     const socket = await this.guard(opening);
+    const secure = socket as Partial<TLSSocket>;
+    this.deps.log.info('migration channel open', { domain: this.request.domain, target: this.request.target.text, id: this.id, tls: secure.getProtocol?.() ?? undefined, cipher: secure.getCipher?.()?.name });
     return new Conversation(socket, undefined, { maxQueuedBytes: DEFAULT_MAX_QUEUED });
   }
 
@@ -228,7 +231,10 @@ export class SourceMigration {
       const ack = await this.answer('the end of a pass', TIMEOUTS.verify);
       if (ack.t !== 'passed' || ack.n !== info.iterations) throw new ProtocolError(`"${ack.t}" where pass ${info.iterations}'s acknowledgement belongs`);
       const seconds = Math.max(performance.now() - started, 0.001) / 1000;
+      const acked = performance.now();
       await this.measureRoundTrip();
+      // QEMU's MIGRATION_PASS, as a log line: what each pass cost, where the time went.
+      this.deps.log.info('migration pass', { domain: this.request.domain, pass: info.iterations, pages: pages.length, bytes: pass.bytes, sendMs: Math.round(pass.ms), ackMs: Math.round(acked - started - pass.ms), roundTripMs: Number(this.roundTripMs.toFixed(2)) });
       if (bandwidth === 0 || pass.bytes >= MIN_MEASURED_BYTES) bandwidth = pass.bytes / seconds;
       const dirty = guest.dirtyPageCount;
       info.mbps = (pass.bytes * 8) / seconds / 1e6;
