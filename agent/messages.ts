@@ -53,6 +53,26 @@ export const cliMessages = {
   needsDirectory: (flag: string) => `${flag} needs a directory`,
 } as const;
 
+/** Texts of the `ldm` command line (agent/cli/ldm/). */
+export const ldmMessages = {
+  usageHead: () => 'usage: ldm [-H HOST[:PORT]] [-u USER] [--password-file F] [--cert F --key F] [--ca F] SUBCOMMAND ...',
+  unknownSubcommand: (name: string) => `unknown subcommand "${name}"`,
+  unknownOption: (flag: string) => `unknown option ${flag}`,
+  optionNeedsValue: (flag: string) => `${flag} needs a value`,
+  badHost: (text: string) => `-H takes HOST or HOST:PORT, not "${text}"`,
+  loginNeedsHost: () => '-u and --cert log in to a remote agent: give it with -H HOST[:PORT] (the local socket needs no login)',
+  certNeedsKey: () => '--cert and --key go together',
+  remoteNeedsLogin: () => 'a remote agent (-H) needs a login: -u USER --password-file F, or --cert F --key F',
+  remoteNeedsPassword: () => '-u needs --password-file F (a file only its owner can read, the password on its first line)',
+  remoteNeedsCa: () => "a remote agent (-H) is verified before anything is sent: give its CA with --ca F (the agent's certs/ca.pem)",
+  cannotRead: (file: string, detail: string) => `ldm: cannot read ${file}: ${detail}`,
+  passwordFileUnreadable: (file: string, detail: string) => `ldm: cannot read the password file ${file}: ${detail}`,
+  passwordFileOpen: (file: string, mode: string) => `ldm: the password file ${file} can be read by others (mode ${mode}): chmod 600 ${file}`,
+  passwordFileEmpty: (file: string) => `ldm: the password file ${file} has no password on its first line`,
+  cannotConnect: (where: string, detail: string) => `ldm: cannot reach the Logical Domains Manager at ${where}: ${detail}`,
+  internal: (detail: string) => `ldm: internal error: ${detail}`,
+} as const;
+
 export const modelMessages = {
   badMachine: (where: string, what: string) => `machine description ${where}: ${what}`,
   stateUnreadable: (file: string, detail: string) => `cannot read the domain database ${file}: ${detail}`,

@@ -1,0 +1,4 @@
+/** `ldm` subcommands: (being written). */
+import type { LdmCommand } from './command.ts';
+
+export const commands: LdmCommand[] = [];

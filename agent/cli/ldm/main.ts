@@ -1,0 +1,84 @@
+/**
+ * `ldm`: Oracle's command line over the agent's XML interface. Global options
+ * first, then the subcommand and its arguments:
+ *
+ *   ldm [-H HOST[:PORT]] [-u USER] [--password-file F] [--cert F --key F] [--ca F] SUBCOMMAND ARGS
+ *
+ * Exit status: 0 success, 1 the command failed (its messages on stderr), 2 bad usage.
+ */
+import { ldmMessages as m } from '../../messages.ts';
+import { UsageError, type CliIo } from '../io.ts';
+import type { LdmCommand } from './command.ts';
+import { CommandError, LdmContext, type GlobalOptions } from './context.ts';
+import { COMMANDS } from './registry.ts';
+
+const VALUE_OPTIONS: Record<string, keyof GlobalOptions> = {
+  '-H': 'host',
+  '--host': 'host',
+  '-u': 'user',
+  '--user': 'user',
+  '--password-file': 'passwordFile',
+  '--cert': 'cert',
+  '--key': 'key',
+  '--ca': 'ca',
+};
+
+/** The global options before the subcommand, and where the subcommand starts. */
+export function parseGlobals(argv: string[]): { globals: GlobalOptions; rest: string[] } {
+  const globals: GlobalOptions = {};
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('-') || a === '-h' || a === '--help') break;
+    const [flag, inline] = a.split(/=(.*)/s, 2) as [string, string | undefined];
+    const key = VALUE_OPTIONS[flag];
+    if (!key) throw new UsageError(m.unknownOption(flag));
+    const value = inline ?? argv[++i];
+    if (value === undefined || value === '') throw new UsageError(m.optionNeedsValue(flag));
+    if (key === 'host') {
+      const hp = /^(\[[^\]]+\]|[^:]+|[0-9a-fA-F:]+)(?::(\d{1,5}))?$/.exec(value);
+      if (!hp || (hp[2] !== undefined && (Number(hp[2]) < 1 || Number(hp[2]) > 65535))) throw new UsageError(m.badHost(value));
+      globals.host = hp[1]!.replace(/^\[|\]$/g, '');
+      if (hp[2] !== undefined) globals.port = Number(hp[2]);
+    } else globals[key] = value as never;
+  }
+  return { globals, rest: argv.slice(i) };
+}
+
+export function findCommand(name: string): LdmCommand | undefined {
+  return COMMANDS.find((c) => c.names.includes(name));
+}
+
+export function usage(): string {
+  return [m.usageHead(), ...COMMANDS.map((c) => `       ldm ${c.usage}`)].join('\n');
+}
+
+export async function runLdm(argv: string[], io: CliIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let ctx: LdmContext | undefined;
+  try {
+    const { globals, rest } = parseGlobals(argv);
+    const [name, ...args] = rest;
+    if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
+      io.stdout.write(usage() + '\n');
+      return name === undefined ? 2 : 0;
+    }
+    const command = findCommand(name);
+    if (!command) throw new UsageError(m.unknownSubcommand(name));
+    ctx = new LdmContext(io, globals, env);
+    return await command.run(ctx, args);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      if (err.detail) io.stderr.write(`ldm: ${err.detail}\n`);
+      io.stderr.write(usage() + '\n');
+      return 2;
+    }
+    if (err instanceof CommandError) {
+      io.stderr.write(`${err.message}\n`);
+      return 1;
+    }
+    io.stderr.write(m.internal((err as Error).message) + '\n');
+    return 1;
+  } finally {
+    await ctx?.close();
+  }
+}
