@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ErrorCodes, LdmError } from './errors.ts';
-import { configMessages } from './messages.ts';
+import { configMessages, discoveryMessages } from './messages.ts';
 import { parseSize } from './model/sizes.ts';
 
 export interface HostPort {
@@ -51,6 +51,10 @@ export interface AgentConfig {
    * simulator's default from the host's memory (hypervisor/budget.ts).
    */
   guestMemory: number | undefined;
+  /** Answer discovery requests (`--discovery on|off`, config key `discovery`; agent/discovery.ts). */
+  discovery: boolean;
+  /** The UDP port discovery listens on (`--discovery-port N`, key `discoveryPort`): 64535 unless tests or a second group need another. */
+  discoveryPort: number;
 }
 
 export const DEFAULT_CONFIG: AgentConfig = {
@@ -64,6 +68,8 @@ export const DEFAULT_CONFIG: AgentConfig = {
   migration: { downtimeLimitMs: 300, maxBandwidth: null, autoConverge: true, maxIterations: 30, channels: 1 },
   connections: {},
   guestMemory: undefined,
+  discovery: true,
+  discoveryPort: 64535,
 };
 
 const bad = (text: string) => new LdmError(ErrorCodes.USAGE, text);
@@ -92,7 +98,21 @@ function fromFile(file: string): Record<string, unknown> {
   }
 }
 
-const KNOWN_KEYS = new Set(['listen', 'http', 'state', 'certs', 'machine', 'hostname', 'localTcp', 'local-tcp', 'migration', 'connections', 'guestMemory', 'guest-memory']);
+const KNOWN_KEYS = new Set(['listen', 'http', 'state', 'certs', 'machine', 'hostname', 'localTcp', 'local-tcp', 'migration', 'connections', 'guestMemory', 'guest-memory', 'discovery', 'discoveryPort', 'discovery-port']);
+
+/** `--discovery` or the `discovery` key: on/off (or true/false in a file). */
+function discoverySwitch(value: unknown): boolean {
+  if (value === undefined || value === true || value === 'on') return true;
+  if (value === false || value === 'off') return false;
+  throw bad(discoveryMessages.badSwitch(String(value)));
+}
+
+function discoveryPort(value: unknown): number {
+  if (value === undefined) return DEFAULT_CONFIG.discoveryPort;
+  const port = typeof value === 'string' && /^\d{1,5}$/.test(value) ? Number(value) : value;
+  if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) throw bad(discoveryMessages.badPort(String(value)));
+  return port as number;
+}
 
 /** `--guest-memory` or the `guestMemory` key: a positive size ("512M", "4G") or a positive whole number of bytes. */
 function guestMemory(value: unknown): number | undefined {
@@ -173,6 +193,8 @@ export function loadConfig(argv: string[]): AgentConfig {
         config: { type: 'string' },
         'local-tcp': { type: 'boolean' },
         'guest-memory': { type: 'string' },
+        discovery: { type: 'string' },
+        'discovery-port': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -201,5 +223,7 @@ export function loadConfig(argv: string[]): AgentConfig {
     migration,
     connections: connectionBounds(file['connections'], values.config),
     guestMemory: guestMemory(values['guest-memory'] ?? file['guestMemory'] ?? file['guest-memory']),
+    discovery: discoverySwitch(values.discovery ?? file['discovery']),
+    discoveryPort: discoveryPort(values['discovery-port'] ?? file['discoveryPort'] ?? file['discovery-port']),
   };
 }

@@ -20,7 +20,8 @@ import { MIGRATION_CHANNEL } from './migration/connect.ts';
 import { holdsFromEnv, MigrationService } from './migration/service.ts';
 import { Ldm } from './model/ldm.ts';
 import { StateStore } from './model/store.ts';
-import { daemonMessages } from './messages.ts';
+import { daemonMessages, discoveryMessages } from './messages.ts';
+import { DISCOVERY_GROUP, startResponder } from './discovery.ts';
 import { loadMachine } from './model/machine.ts';
 import { XmppServer, type XmppServerOptions } from './xmpp/server.ts';
 
@@ -135,6 +136,11 @@ export async function startAgent(
   out(describeBudget(hypervisor.memoryBudget.limit, config.guestMemory !== undefined));
   out(daemonMessages.listening(bound.host, bound.port, config.localTcp));
   out(daemonMessages.localSocket(unixPath));
+  // Discovery announces the bound XML address; it never stops the agent (a warning at worst).
+  const discovery = config.discovery
+    ? await startResponder({ port: config.discoveryPort, version: machine.managerVersion, hostname: machine.hostname, xml: bound, log: log.child('discovery') })
+    : undefined;
+  if (discovery) out(discoveryMessages.answering(DISCOVERY_GROUP, discovery.port, discovery.multicast));
   const names = (await users.list()).map((u) => u.name);
   out(names.length > 0 ? daemonMessages.users(names) : daemonMessages.noUsers());
   out(daemonMessages.howToConnect(bound.host, bound.port, certs.paths.ca));
@@ -150,6 +156,7 @@ export async function startAgent(
     migrations,
     stop: async () => {
       stopWatchingUsers();
+      await discovery?.close();
       // Running migrations roll back first: their guests run on here, their targets clean up.
       await migrations.close();
       await xmpp.close();

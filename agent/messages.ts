@@ -45,6 +45,7 @@ export const cliMessages = {
     [
       'usage: ldm-agent [--listen HOST:PORT] [--http HOST:PORT|off] [--state DIR] [--certs DIR]',
       '                 [--machine FILE] [--hostname NAME] [--config FILE] [--local-tcp] [--guest-memory SIZE]',
+      '                 [--discovery on|off] [--discovery-port PORT]',
       '       ldm-agent user add NAME --role read|write [--password-file F] | user remove NAME | user list',
       '       ldm-agent certs init | certs issue NAME --out DIR | certs trust FILE',
       '       ldm-agent validate FILE...',
@@ -71,6 +72,68 @@ export const ldmMessages = {
   passwordFileEmpty: (file: string) => `ldm: the password file ${file} has no password on its first line`,
   cannotConnect: (where: string, detail: string) => `ldm: cannot reach the Logical Domains Manager at ${where}: ${detail}`,
   internal: (detail: string) => `ldm: internal error: ${detail}`,
+  // cli/ldm/migrate.ts, progress.ts, events.ts, raw.ts
+  migrateArgs: () => 'migrate-domain needs the domain and the target: SOURCE-DOMAIN [USER@]HOST[:PORT][:TARGET-NAME]',
+  migrateBadTarget: (text: string) =>
+    `"${text}" is not a target: give [USER@]HOST[:PORT][:TARGET-NAME] (a port is digits only; an IPv6 address goes in brackets)`,
+  migrateCertNoLogin: () => '-c logs in with the agents\' certificates: give neither USER@ nor -p with it',
+  targetPasswordPrompt: () => 'Target Password: ',
+  noTargetPassword: () => 'ldm: no target password (type it at the prompt, pipe it on standard input, or give -p FILE or -c)',
+  targetPasswordCancelled: () => 'ldm: cancelled: nothing was migrated',
+  migrateProgress: (domain: string, phase: string, percent: string, bar: string, rate: string, eta: string, pass: number) =>
+    `Migrating ${domain}: ${phase.padEnd(8)} ${percent} [${bar}] ${rate.padStart(9)} ETA ${eta} pass ${pass}`,
+  migrateDone: (domain: string, size: string, seconds: string, passes: number, downtimeMs: string) =>
+    `Migrated ${domain}: ${size} in ${seconds} s, ${passes} pass${passes === 1 ? '' : 'es'}, downtime ${downtimeMs} ms`,
+  migrateInterrupted: (signal: string, domain: string) =>
+    `ldm: ${signal}: cancelling the migration of LDom ${domain}; waiting until it runs safely on the source again`,
+  migrateCancelFailed: (domain: string, detail: string) => `ldm: could not ask for the cancel of the migration of LDom ${domain}: ${detail}`,
+  migrateLost: (domain: string, detail: string) =>
+    `ldm: lost the answer to the migration of LDom ${domain} (${detail}); the agents go on with it: see ldm list-domain -o status ${domain} on the source`,
+  cancelWhat: (what: string | undefined) => `cancel-operation takes migration, reconf or memdr${what === undefined ? '' : `, not "${what}"`}, then the domain`,
+  cancelDomain: (what: string) => `cancel-operation ${what} takes one domain name`,
+  eventsClass: (text: string) => `events takes one of domain, resource, hardware, progress or all${text ? `, not "${text}"` : ''}`,
+  eventsListening: (kind: string) => `ldm: listening for ${kind === 'all' ? 'all' : kind} events (interrupt to stop)`,
+  eventsLost: (detail: string) => `ldm: the connection to the Logical Domains Manager was lost: ${detail}`,
+  xmlArgs: () => 'xml takes one file holding an LDM_interface document, or - for standard input',
+  xmlNotSent: (where: string, line: number | undefined, detail: string) =>
+    `ldm: ${where}${line === undefined ? '' : `:${line}`}: ${detail}; nothing was sent`,
+  // discover.ts
+  discoverUnknownArgument: (arg: string) => `discover takes -p, -t SECONDS, --address ADDR and --port PORT, not "${arg}"`,
+  discoverBadWait: (text: string, max: number) => `-t takes the seconds to wait for answers, from 0.1 to ${max}, not "${text}"`,
+  discoverBadPort: (text: string) => `--port takes a UDP port from 1 to 65535, not "${text}"`,
+  discoverBadAddress: (text: string) => `--address takes an IPv4 address (the multicast group or one host), not "${text}"`,
+  discoverCannotSend: (where: string, detail: string) => `ldm: cannot send a discovery request to ${where}: ${detail}`,
+  discoverNone: (where: string, seconds: number) =>
+    `ldm: no Logical Domains Manager answered on ${where} within ${seconds} s (is an agent running with discovery on, and multicast allowed? try -t or --address HOST)`,
+  // change.ts (subcommands that change domains and services)
+  subcommandUsage: (usage: string) => `usage: ldm ${usage}`,
+  missingOperands: () => 'missing operands',
+  extraOperands: (extra: string[]) => `too many operands: ${extra.join(' ')}`,
+  unknownProperty: (key: string, valid: string[]) => `unknown property ${key} (this subcommand takes ${valid.join(', ')})`,
+  takesNoProperties: (key: string) => `this subcommand takes no properties, not ${key}=`,
+  propertyTwice: (key: string) => `property ${key} is given twice`,
+  missingProperties: (keys: string[]) => `give at least one of ${keys.map((k) => `${k}=`).join(', ')}`,
+  notANumber: (what: string, text: string) => `${what} must be a whole number, not "${text}"`,
+  notASize: (text: string) => `"${text}" is not a size: give a number with K, M or G (for example 4G, 512M)`,
+  notVolumeAtService: (text: string) => `"${text}" is not VOLUME@SERVICE`,
+  notPortRange: (text: string) => `port-range takes MIN-MAX (for example 5000-5100), not "${text}"`,
+  variablePair: (text: string) => `"${text}" is not NAME=VALUE (an empty value is written NAME=)`,
+  variableNameOnly: (text: string) => `remove-variable takes variable names, not "${text}"`,
+  allWithNames: () => '-a acts on every domain: give it without domain names',
+  fileWithNames: () => '-i FILE names the domains itself: give it without properties or domain names',
+  notConstraints: (file: string, detail: string) => `ldm: ${file} is not domain constraints as list-constraints -x writes them: ${detail}`,
+  noDomainsInFile: () => 'it names no domain',
+  cannotList: (detail: string) => `ldm: could not list the domains${detail ? `: ${detail}` : ''}`,
+  failedWithoutReason: (what: string) => `ldm: ${what} failed; the Logical Domains Manager gave no reason`,
+  // list.ts (the listings)
+  listBadFormat: (text: string) => `-o takes status, cpu, memory, network or disk (several joined by commas), not "${text}"`,
+  listLongWithFormat: () => '-o shows chosen sections of the long form: give it without -l',
+  listXWithP: () => 'list-constraints writes XML (-x) or parseable text (-p), not both',
+  listBadDeviceKind: (text: string) => `list-devices lists core, cpu, mau (or crypto), memory (or mem) and io, not "${text}"`,
+  listVariableNeedsDomain: () => 'list-variable needs the domain, last: ldm list-variable [VAR-NAME...] DOMAIN',
+  listNoOperands: (command: string, text: string) => `${command} takes no operand, not "${text}"`,
+  variableNotFound: (name: string, domain: string) => `Variable ${name} not found in LDom ${domain}`,
+  listNoAnswer: (action: string) => `ldm: the Logical Domains Manager's answer to ${action} holds no listing`,
 } as const;
 
 export const modelMessages = {
@@ -600,4 +663,20 @@ export const migrationMessages = {
   runState: (name: string, state: 'OpenBoot Running' | 'Solaris debugging') => `Migration is not supported while the domain ${name} is in the '${state}' state`,
   osTooOld: (name: string, os: string) =>
     `Live migration of LDom ${name} is not supported: its OS release ${os} is older than Solaris 10 9/10 (s10u9); stop the domain to migrate it cold`,
+} as const;
+
+/** Texts of the discovery responder (agent/discovery.ts). */
+export const discoveryMessages = {
+  answering: (group: string, port: number, multicast: boolean) =>
+    multicast
+      ? `discovery: answering requests on UDP ${group}:${port} (--discovery off to stop)`
+      : `discovery: answering requests sent to UDP port ${port} (multicast group ${group} unavailable)`,
+  cannotBind: (port: number, detail: string) => `discovery: cannot listen on UDP port ${port} (${detail}); managers on the network will not find this one`,
+  noMulticast: (group: string, port: number) =>
+    `discovery: cannot join multicast group ${group} on any interface; only requests sent to UDP port ${port} directly are answered`,
+  cannotJoinOn: (group: string, address: string, detail: string) => `discovery: cannot join ${group} on ${address}: ${detail}`,
+  socketError: (detail: string) => `discovery: socket error: ${detail}`,
+  cannotAnswer: (address: string, detail: string) => `discovery: cannot answer ${address}: ${detail}`,
+  badSwitch: (text: string) => `--discovery takes on or off, not "${text}"`,
+  badPort: (text: string) => `the discovery port must be a whole number from 1 to 65535, not "${text}"`,
 } as const;

@@ -29,7 +29,8 @@ t.test('a running guest with a busy workload migrates; the requester leaving doe
   await a.domain('ldg1', 'active', { vcpus: 8, memory: '1G', vars: { 'sim-working-set': '64M', 'sim-fill': 'random', 'sim-dirty-rate': '16M' } });
   // Migrate once the working set is filled: then at least its 64 MiB must travel.
   await waitFor(async () => (await a.listDomain('ldg1'))?.['sim-workload'] === 'rewriting', 20_000, 'the working set filled');
-  const filled = Number((await a.listDomain('ldg1'))!['sim-filled']);
+  const before = (await a.listDomain('ldg1'))!;
+  const filled = Number(before['sim-filled']);
   t.equal(filled, 64 * MiB, 'the whole working set is filled');
 
   const [onA, onB] = await Promise.all([a.progressEvents(), b.progressEvents()]);
@@ -57,6 +58,7 @@ t.test('a running guest with a busy workload migrates; the requester leaving doe
   t.equal(await a.listDomain('ldg1'), undefined, 'the source has no ldg1');
   const there = await b.listDomain('ldg1');
   t.match(there, { state: 'active', flags: '-n----', softstate: 'Solaris running' }, 'the target runs ldg1');
+  t.ok(Number(there!['uptime']) >= Number(before['uptime']), `its uptime goes on across the migration (${before['uptime']} s before, ${there!['uptime']} s after)`);
   t.match(there?.['sim-workload'], /^(filling|rewriting|idle)$/, 'its guest works on');
 
   const src = (await a.migration('ldg1'))!;

@@ -66,9 +66,10 @@ async function must(client: LdmClient, text: string): Promise<LdmDocument> {
 }
 
 /** A decoded listing without the decoder's `line` (where in the stream it came): what the agent said, only. */
+/** A decoded document without source line numbers, and without uptimes (a restart boots the guests again). */
 function withoutLines(x: unknown): unknown {
   if (Array.isArray(x)) return x.map(withoutLines);
-  if (x instanceof Map) return new Map([...x].map(([k, v]) => [k, withoutLines(v)]));
+  if (x instanceof Map) return new Map([...x].filter(([k]) => k !== 'uptime').map(([k, v]) => [k, withoutLines(v)]));
   if (x && typeof x === 'object') return Object.fromEntries(Object.entries(x).filter(([k]) => k !== 'line').map(([k, v]) => [k, withoutLines(v)]));
   return x;
 }

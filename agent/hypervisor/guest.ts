@@ -45,6 +45,7 @@ export class SimGuest implements Guest {
   private current: GuestState = 'created';
   private where: RunState | null = null;
   private release: string | null = null;
+  startedAt: number | null = null;
   private destroying: Promise<ScrubReport> | null = null;
 
   constructor(
@@ -90,6 +91,7 @@ export class SimGuest implements Guest {
     this.checkRunState(target);
     this.release = boot.os;
     if (target !== 'openboot') this.workload.boot();
+    this.startedAt = Date.now();
     this.transition('running', target);
   }
 
@@ -114,6 +116,8 @@ export class SimGuest implements Guest {
       this.setWorkload(runtime.workload);
       this.workload.restoreFill(runtime.filledPages);
       this.release = runtime.os;
+      const started = runtime.startedAt;
+      this.startedAt = typeof started === 'number' && Number.isFinite(started) && started <= Date.now() ? started : Date.now();
       this.transition('running', runtime.runState);
       return;
     }
@@ -130,6 +134,7 @@ export class SimGuest implements Guest {
       os: this.release ?? '',
       workload: this.workload.settings,
       filledPages: this.workload.filledPages,
+      ...(this.startedAt === null ? {} : { startedAt: this.startedAt }),
     };
   }
 

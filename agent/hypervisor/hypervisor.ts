@@ -75,6 +75,8 @@ export interface GuestRuntime {
   workload: WorkloadConfig;
   /** Pages of the working set the OS has filled so far (the target continues the fill). */
   filledPages: number;
+  /** When the guest booted (ms since the epoch): its uptime goes on across a migration. */
+  startedAt?: number;
 }
 
 /** One page as read or written: its index, and its bytes or null for a page of zeros. */
@@ -101,6 +103,8 @@ export interface Guest {
   readonly runState: RunState | null;
   /** OS release, null before start. */
   readonly os: string | null;
+  /** When it booted (start) or, for an incoming migration, when it booted elsewhere (ms since the epoch); null before. */
+  readonly startedAt: number | null;
   /** Distinct pages written at least once (zeros included). */
   readonly touchedPages: number;
   /** Real storage the guest's memory holds (grows with touched pages, not with the nominal size). */

@@ -79,6 +79,12 @@ export class Guests implements GuestHost {
     return { phase: w.phase, filledBytes: w.filledPages * this.hypervisor.pageSize };
   }
 
+  uptime(name: string): number | undefined {
+    const guest = this.hypervisor.guest(name);
+    if (!guest || guest.state === 'destroyed' || guest.startedAt === null) return undefined;
+    return Math.max(0, Math.floor((Date.now() - guest.startedAt) / 1000));
+  }
+
   status(name: string): GuestState | undefined {
     return this.hypervisor.guest(name)?.runState ?? undefined;
   }

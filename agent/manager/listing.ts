@@ -28,6 +28,9 @@ function ldomInfo(ldm: Ldm, d: DomainConfig, withState: boolean): Item {
     // The control domain runs the OS that runs us.
     const soft = d.state !== 'active' ? undefined : d.name === PRIMARY ? 'solaris' : ldm.guestStatus(d.name);
     if (soft) props['softstate'] = SOFTSTATE[soft] ?? soft;
+    // Seconds since the guest booted (the control domain: since the agent started, which stands for its boot).
+    const uptime = d.state !== 'active' ? undefined : d.name === PRIMARY ? Math.floor(process.uptime()) : ldm.guestUptime(d.name);
+    if (uptime !== undefined) props['uptime'] = String(uptime);
     Object.assign(props, migrationProps(ldm, d), workloadProps(ldm, d));
   }
   // Every property add-domain takes (agent/model/properties.ts), so that list-constraints output recreates the domain.

@@ -96,7 +96,7 @@ export function uuidOf(item: Item): string | undefined {
  * without a warning about them. (bind:Binding content is output only too.)
  */
 const OUTPUT_ONLY: Record<string, readonly string[]> = {
-  ldom_info: ['state', 'flags', 'softstate', 'progress', 'status', 'source', 'operation', 'target', 'error', 'sim-workload', 'sim-filled'],
+  ldom_info: ['state', 'flags', 'softstate', 'progress', 'status', 'source', 'operation', 'target', 'error', 'sim-workload', 'sim-filled', 'uptime'],
   spconfig: ['spconfig_status'],
 };
 

@@ -73,6 +73,8 @@ export interface GuestHost {
   check?(domain: DomainConfig): void;
   /** A running guest's workload: its phase (filling, rewriting, idle, stopped) and the bytes of its working set filled. */
   workload?(name: string): { phase: string; filledBytes: number } | undefined;
+  /** Seconds since the guest booted (across migrations), when it runs. */
+  uptime?(name: string): number | undefined;
 }
 
 const NAME_RE = /^[A-Za-z][A-Za-z0-9_.+-]{0,63}$/;
@@ -170,6 +172,10 @@ export class Ldm {
 
   guestWorkload(name: string): { phase: string; filledBytes: number } | undefined {
     return this.guests.workload?.(name);
+  }
+
+  guestUptime(name: string): number | undefined {
+    return this.guests.uptime?.(name);
   }
 
   /**
