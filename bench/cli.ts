@@ -1,5 +1,6 @@
 /**
- * Start-up of the executables: how long `ldm-agent --help` and `ldm --help` take, as
+ * Start-up of the executables: how long `ldm-agent --help`, `ldm --help` and `ldm list`
+ * (against an agent of its own, over the local socket) take, as
  * installed (bin/*.js running the bundles in dist/, built by bench/run.ts just
  * before), beside `node -e 0` measured in the same rounds: the least any Node
  * program costs to start. For reference, the way the bins ran before the bundles:
@@ -11,8 +12,10 @@
  *
  * Environment: BENCH_CLI_ROUNDS (default 20).
  */
-import { spawnSync } from 'node:child_process';
-import { cpus, loadavg } from 'node:os';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { median } from './measure.ts';
@@ -34,8 +37,9 @@ const BASELINE: Command = { figure: 'node -e 0', args: ['-e', '0'], check: (_, s
 const COMMANDS: Command[] = [
   BASELINE,
   { figure: 'ldm-agent --help (bundle)', args: ['bin/ldm-agent.js', '--help'], check: (out, status) => status === 0 && out.startsWith('usage: ldm-agent') },
-  // `ldm` is a placeholder until the client comes: it says so and exits 2.
-  { figure: 'ldm --help (bundle)', args: ['bin/ldm.js', '--help'], check: (out) => /\bldm\b/.test(out) },
+  { figure: 'ldm --help (bundle)', args: ['bin/ldm.js', '--help'], check: (out, status) => status === 0 && out.startsWith('usage: ldm') },
+  // What scripts run in loops (issue 9: at most 3x node -e 0): a local agent's table over its Unix socket.
+  { figure: 'ldm list against a local agent (bundle)', args: ['bin/ldm.js', 'list'], check: (out, status) => status === 0 && /^NAME +STATE/.test(out) && /^primary /m.test(out) },
   {
     figure: 'ldm-agent --help (sources through tsx, as before the bundles)',
     args: ['--import', 'tsx', 'agent/cli/ldm-agent.ts', '--help'],
@@ -44,8 +48,31 @@ const COMMANDS: Command[] = [
   { figure: `ldm-agent validate ${EXAMPLE} (bundle)`, args: ['bin/ldm-agent.js', 'validate', EXAMPLE], check: (out, status) => status === 0 && out.includes(': valid') },
 ];
 
-/** Our children run plain: no loader a parent may have put in NODE_OPTIONS. */
-const ENV = { ...process.env, NODE_OPTIONS: '' };
+/** Our children run plain: no loader a parent may have put in NODE_OPTIONS; `ldm` finds the bench's agent by its state directory. */
+const ENV: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: '' };
+
+/** An agent (the bundle) on a fresh state directory, for `ldm list`; resolves once it listens. */
+async function startLocalAgent(): Promise<{ stop(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'ldm-bench-cli-'));
+  const proc = spawn(process.execPath, ['bin/ldm-agent.js', '--listen', '127.0.0.1:0', '--http', 'off', '--discovery', 'off', '--state', join(dir, 'var'), '--certs', join(dir, 'certs')], { cwd: ROOT, env: ENV });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    proc.stdout.on('data', (d: Buffer) => {
+      out += d;
+      if (out.includes('ldmd.sock')) resolve();
+    });
+    proc.once('exit', (code) => reject(new Error(`the agent exited (${code}) before listening: ${out}`)));
+  });
+  ENV['LDM_AGENT_STATE'] = join(dir, 'var');
+  return {
+    stop: async () => {
+      const exited = new Promise((resolve) => proc.once('exit', resolve));
+      proc.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
 
 function runOnce(c: Command): number {
   const start = performance.now();
@@ -57,6 +84,15 @@ function runOnce(c: Command): number {
 
 export async function run(): Promise<void> {
   const started = performance.now();
+  const agent = await startLocalAgent();
+  try {
+    measure(started);
+  } finally {
+    await agent.stop();
+  }
+}
+
+function measure(started: number): void {
   const load = loadavg()[0]!;
   console.log(`cli: node ${process.version}, ${ROUNDS} rounds (after ${WARMUP_ROUNDS} untimed), each command once per round, median shown; ratio = time / time of node -e 0`);
   for (let k = 0; k < WARMUP_ROUNDS; k++) for (const c of COMMANDS) runOnce(c);
@@ -71,6 +107,8 @@ export async function run(): Promise<void> {
   }
   const help = rows[1]!;
   console.log(`ldm-agent --help takes ${help.ratio.toFixed(2)}x the time of node -e 0 (target: at most 3x): ${help.ratio <= 3 ? 'met' : 'NOT met'}`);
+  const list = rows[3]!;
+  console.log(`ldm list takes ${list.ratio.toFixed(2)}x the time of node -e 0 (target: at most 3x): ${list.ratio <= 3 ? 'met' : 'NOT met'}`);
   if (load > cpus().length) {
     console.log(`note: load average ${load.toFixed(1)} on ${cpus().length} cores when the benchmark began: absolute times are inflated, read the ratios`);
   }

@@ -11,7 +11,7 @@ import { ldmMessages as lm, refusalMessages } from '../agent/messages.ts';
 import { decodeEvent, decodeResponse } from '../agent/xml/decode.ts';
 import { cpu, data, request } from './helpers/requests.ts';
 import { migrate, startPair } from './helpers/cluster.ts';
-import { ldm, startLdm, waitOutput, type LdmRun } from './helpers/ldm-run.ts';
+import { ldm, startLdm, waitOutput, type LdmProcess } from './helpers/ldm.ts';
 
 const { a, b } = await startPair(t, { a: { config: { migration: { maxBandwidth: 8e6 } } } });
 await Promise.all([a.services(), b.services()]);
@@ -22,7 +22,7 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 const lines = (text: string) => text.split('\n').filter((l) => l !== '');
 
 /** `ldm events ARGS` on `state`, once it has registered. */
-async function events(state: string, args: string[]): Promise<LdmRun> {
+async function events(state: string, args: string[]): Promise<LdmProcess> {
   const run = startLdm(['events', ...args], { state, timeoutMs: 40_000 });
   await waitOutput(run, (_out, err) => err.includes('listening for'), 20_000, 'the registration');
   return run;

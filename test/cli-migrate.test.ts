@@ -13,7 +13,7 @@ import t from 'tap';
 import { ldmMessages as lm, migrationMessages as mmsg, migrationRunMessages as rm, objectMessages } from '../agent/messages.ts';
 import { ADMIN, startPair, waitFor } from './helpers/cluster.ts';
 import { column6 } from './helpers/faults.ts';
-import { LDM_ARGS, ldm, startLdm, startProgram, waitOutput } from './helpers/ldm-run.ts';
+import { LDM_ARGS, ldm, startLdm, startProgram, waitOutput } from './helpers/ldm.ts';
 
 const SLOW = { config: { migration: { maxBandwidth: 8e6 } } };
 const { a, b } = await startPair(t, { a: SLOW, b: SLOW });
@@ -36,7 +36,7 @@ const lines = (text: string) => text.split('\n').filter((l) => l !== '');
 t.test('bad usage: exit 2 with the reason and the usage', async (t) => {
   const bad = await ldm(['migrate-domain', 'ldg1', 'host:name:extra:more'], onA);
   t.equal(bad.code, 2);
-  t.match(bad.stderr, `ldm: ${lm.migrateBadTarget('host:name:extra:more')}`);
+  t.match(bad.stderr, `ldm migrate-domain: ${lm.migrateBadTarget('host:name:extra:more')}`);
   t.match(bad.stderr, /ldm migrate-domain \[-f\] \[-n\] -c SOURCE-DOMAIN/);
   const cert = await ldm(['migrate', '-c', 'ldg1', `admin@127.0.0.1:${b.port}`], onA);
   t.equal(cert.code, 2);

@@ -224,7 +224,7 @@ t.test('an incoming guest continues where the source stopped, without booting', 
   target.writePages(source.readPagesAt(source.readAndClearDirty()));
   t.equal(await target.digest(), await source.digest(), 'the target holds what the source holds');
   const runtime = source.runtime();
-  t.same(runtime, { runState: 'solaris', os: 's11', workload: { workingSet: 8 * M, dirtyRate: 32 * M, fill: 'random' }, filledPages: 1024 });
+  t.same(runtime, { runState: 'solaris', os: 's11', workload: { workingSet: 8 * M, dirtyRate: 32 * M, fill: 'random' }, filledPages: 1024, startedAt: source.startedAt });
   target.resume(JSON.parse(JSON.stringify(runtime)));
   t.equal(target.state, 'running');
   t.equal(target.runState, 'solaris');

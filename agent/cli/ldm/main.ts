@@ -55,6 +55,7 @@ export function usage(): string {
 
 export async function runLdm(argv: string[], io: CliIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let ctx: LdmContext | undefined;
+  let command: LdmCommand | undefined;
   try {
     const { globals, rest } = parseGlobals(argv);
     const [name, ...args] = rest;
@@ -62,14 +63,19 @@ export async function runLdm(argv: string[], io: CliIo, env: NodeJS.ProcessEnv =
       io.stdout.write(usage() + '\n');
       return name === undefined ? 2 : 0;
     }
-    const command = findCommand(name);
+    command = findCommand(name);
     if (!command) throw new UsageError(m.unknownSubcommand(name));
+    if (args.length === 1 && (args[0] === '-h' || args[0] === '--help')) {
+      io.stdout.write(m.subcommandUsage(command.usage) + '\n');
+      return 0;
+    }
     ctx = new LdmContext(io, globals, env);
     return await command.run(ctx, args);
   } catch (err) {
     if (err instanceof UsageError) {
-      if (err.detail) io.stderr.write(`ldm: ${err.detail}\n`);
-      io.stderr.write(usage() + '\n');
+      // A subcommand's mistake shows its own usage line: the whole list would bury the line that matters.
+      if (err.detail) io.stderr.write(`ldm${command ? ` ${command.names[0]}` : ''}: ${err.detail}\n`);
+      io.stderr.write((command ? m.subcommandUsage(command.usage) : usage()) + '\n');
       return 2;
     }
     if (err instanceof CommandError) {
