@@ -567,28 +567,13 @@ const CHANGES: Change[] = [
   ...VERBS3.map(spconfig),
 ];
 
-/** The usage text of one subcommand (on bad usage, and for `ldm SUBCOMMAND -h`). */
-const usageOf = (c: Change) => m.subcommandUsage(c.usage);
-
+/** A change as a subcommand: bad usage (UsageError) and `-h` are main.ts's, with this subcommand's usage line. */
 function command(c: Change): LdmCommand {
   return {
     names: c.names,
     usage: c.usage,
     async run(ctx, args) {
-      if (args.length === 1 && (args[0] === '-h' || args[0] === '--help')) {
-        ctx.out(usageOf(c));
-        return 0;
-      }
-      let ask: Ask;
-      try {
-        ask = c.ask(parseArgs(args, c.syntax));
-      } catch (err) {
-        if (!(err instanceof UsageError)) throw err;
-        // Only this subcommand's usage: the whole list would bury the line that matters.
-        if (err.detail) ctx.err(`ldm ${c.names[0]}: ${err.detail}`);
-        ctx.err(usageOf(c));
-        return 2;
-      }
+      const ask: Ask = c.ask(parseArgs(args, c.syntax));
       if (ask.pick) {
         const pick = ask.pick;
         ask.data = (await domainStates(ctx)).filter((d) => pick(d.name, d.state)).map((d) => inDomain(d.name));
