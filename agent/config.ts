@@ -38,6 +38,8 @@ export interface ConnectionBounds {
 export interface AgentConfig {
   listen: HostPort;
   http: HostPort | null;
+  /** Serve the web app over HTTPS with the agent's server certificate (`--http-tls`, key `httpTls`). */
+  httpTls: boolean;
   state: string;
   certs: string;
   machine: string | undefined;
@@ -60,6 +62,7 @@ export interface AgentConfig {
 export const DEFAULT_CONFIG: AgentConfig = {
   listen: { host: '127.0.0.1', port: 6482 },
   http: { host: '127.0.0.1', port: 8482 },
+  httpTls: false,
   state: './var',
   certs: './certs',
   machine: undefined,
@@ -98,7 +101,7 @@ function fromFile(file: string): Record<string, unknown> {
   }
 }
 
-const KNOWN_KEYS = new Set(['listen', 'http', 'state', 'certs', 'machine', 'hostname', 'localTcp', 'local-tcp', 'migration', 'connections', 'guestMemory', 'guest-memory', 'discovery', 'discoveryPort', 'discovery-port']);
+const KNOWN_KEYS = new Set(['listen', 'http', 'httpTls', 'http-tls', 'state', 'certs', 'machine', 'hostname', 'localTcp', 'local-tcp', 'migration', 'connections', 'guestMemory', 'guest-memory', 'discovery', 'discoveryPort', 'discovery-port']);
 
 /** `--discovery` or the `discovery` key: on/off (or true/false in a file). */
 function discoverySwitch(value: unknown): boolean {
@@ -186,6 +189,7 @@ export function loadConfig(argv: string[]): AgentConfig {
       options: {
         listen: { type: 'string' },
         http: { type: 'string' },
+        'http-tls': { type: 'boolean' },
         state: { type: 'string' },
         certs: { type: 'string' },
         machine: { type: 'string' },
@@ -215,6 +219,7 @@ export function loadConfig(argv: string[]): AgentConfig {
   return {
     listen: parseHostPort(pick('listen') ?? '127.0.0.1:6482', '--listen'),
     http: http === 'off' ? null : parseHostPort(http ?? '127.0.0.1:8482', '--http'),
+    httpTls: values['http-tls'] ?? (file['httpTls'] === true || file['http-tls'] === true),
     state: pick('state') ?? DEFAULT_CONFIG.state,
     certs: pick('certs') ?? DEFAULT_CONFIG.certs,
     machine: pick('machine'),

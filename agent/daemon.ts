@@ -20,7 +20,9 @@ import { MIGRATION_CHANNEL } from './migration/connect.ts';
 import { holdsFromEnv, MigrationService } from './migration/service.ts';
 import { Ldm } from './model/ldm.ts';
 import { StateStore } from './model/store.ts';
-import { daemonMessages, discoveryMessages } from './messages.ts';
+import { daemonMessages, discoveryMessages, httpMessages } from './messages.ts';
+import type { HttpDeps } from './http/deps.ts';
+import type { RunningHttpServer } from './http/server.ts';
 import { DISCOVERY_GROUP, startResponder } from './discovery.ts';
 import { loadMachine } from './model/machine.ts';
 import { XmppServer, type XmppServerOptions } from './xmpp/server.ts';
@@ -32,6 +34,8 @@ export interface RunningAgent {
   bus: EventBus;
   users: UserStore;
   migrations: MigrationService;
+  /** The web app (`--http`), or null: turned off, or its address could not be bound. */
+  http: RunningHttpServer | null;
   /** The bound TCP address of the XML interface. */
   address: { host: string; port: number };
   unixPath: string;
@@ -102,7 +106,17 @@ export async function startAgent(
     holds: holdsFromEnv(process.env),
   });
   const { manager: managerLimits, binaryChannels, ...serviceTuning } = tuning;
-  const manager = new Manager({ ldm, log, limits: managerLimits, migrations });
+  // The web app's metrics listen to every answered command (agent/http/metrics.ts).
+  const requestListeners = new Set<(action: string, status: 'success' | 'failure', seconds: number) => void>();
+  const manager = new Manager({
+    ldm,
+    log,
+    limits: managerLimits,
+    migrations,
+    observe: (action, status, seconds) => {
+      for (const l of requestListeners) l(action, status, seconds);
+    },
+  });
   const unixPath = join(stateDir, 'ldmd.sock');
   const xmpp = new XmppServer({
     listen: config.listen,
@@ -136,6 +150,21 @@ export async function startAgent(
   out(describeBudget(hypervisor.memoryBudget.limit, config.guestMemory !== undefined));
   out(daemonMessages.listening(bound.host, bound.port, config.localTcp));
   out(daemonMessages.localSocket(unixPath));
+  const http = config.http ? await startWeb(
+        config,
+        {
+          ldm,
+          migrations,
+          bus,
+          users,
+          log: log.child('http'),
+          onRequest: (listener) => (requestListeners.add(listener), () => void requestListeners.delete(listener)),
+          connections: () => xmpp.connectionCount,
+        },
+        certs.paths,
+        log,
+      ) : null;
+  if (http) out(httpMessages.listening(http.tls ? 'https' : 'http', http.address.host, http.address.port));
   // Discovery announces the bound XML address; it never stops the agent (a warning at worst).
   const discovery = config.discovery
     ? await startResponder({ port: config.discoveryPort, version: machine.managerVersion, hostname: machine.hostname, xml: bound, log: log.child('discovery') })
@@ -154,8 +183,10 @@ export async function startAgent(
     unixPath,
     certPaths: certs.paths,
     migrations,
+    http,
     stop: async () => {
       stopWatchingUsers();
+      await http?.close();
       await discovery?.close();
       // Running migrations roll back first: their guests run on here, their targets clean up.
       await migrations.close();
@@ -163,4 +194,18 @@ export async function startAgent(
       await guests.close();
     },
   };
+}
+
+/** The web app; a port it cannot bind is a warning, never a reason to stop the agent (the XML interface is the service). */
+async function startWeb(config: AgentConfig, deps: HttpDeps, certs: CertPaths, log: Logger): Promise<RunningHttpServer | null> {
+  const listen = config.http!;
+  try {
+    const tls = config.httpTls ? { key: readFileSync(certs.serverKey, 'utf8'), cert: readFileSync(certs.server, 'utf8') } : undefined;
+    // Loaded on use: express and prom-client cost every `ldm-agent --help` a start-up otherwise.
+    const { createHttpServer } = await import('./http/server.ts');
+    return await createHttpServer(deps, { listen, ...(tls ? { tls } : {}) });
+  } catch (err) {
+    log.warn(httpMessages.cannotListen(listen.host, listen.port, (err as Error).message));
+    return null;
+  }
 }

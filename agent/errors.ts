@@ -43,6 +43,24 @@ export const ErrorCodes = {
   MIGRATION_FAILED: 'LDM_ERR_MIGRATION_FAILED',
   /** The peer broke the migration conversation (a message out of order or malformed). */
   MIGRATION_PROTOCOL: 'LDM_ERR_MIGRATION_PROTOCOL',
+  /** Web app (agent/http/): the answer's HTTP status goes with each. No such route or domain (404). */
+  HTTP_NOT_FOUND: 'LDM_ERR_HTTP_NOT_FOUND',
+  /** A request body that is not JSON, or a bad parameter (400). */
+  HTTP_BAD_REQUEST: 'LDM_ERR_HTTP_BAD_REQUEST',
+  /** A request body over the bound (413). */
+  HTTP_BODY_TOO_LARGE: 'LDM_ERR_HTTP_BODY_TOO_LARGE',
+  /** No or wrong HTTP Basic credentials (401). */
+  HTTP_UNAUTHORIZED: 'LDM_ERR_HTTP_UNAUTHORIZED',
+  /** The user's role does not allow the request (403). */
+  HTTP_FORBIDDEN: 'LDM_ERR_HTTP_FORBIDDEN',
+  /** Basic credentials over plain HTTP to a non-loopback address (403). */
+  HTTP_INSECURE: 'LDM_ERR_HTTP_INSECURE',
+  /** Too many failed logins from one address (429, Retry-After). */
+  HTTP_TOO_MANY_LOGINS: 'LDM_ERR_HTTP_TOO_MANY_LOGINS',
+  /** The agent refused the operation (409): the message says why (no migration to cancel, ...). */
+  HTTP_CONFLICT: 'LDM_ERR_HTTP_CONFLICT',
+  /** An unexpected failure inside the agent (500). */
+  HTTP_INTERNAL: 'LDM_ERR_HTTP_INTERNAL',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -43,7 +43,7 @@ export const cliMessages = {
   cannotCheck: (detail: string) => `ldm-agent validate: no verdict: ${detail}`,
   agentUsage: () =>
     [
-      'usage: ldm-agent [--listen HOST:PORT] [--http HOST:PORT|off] [--state DIR] [--certs DIR]',
+      'usage: ldm-agent [--listen HOST:PORT] [--http HOST:PORT|off] [--http-tls] [--state DIR] [--certs DIR]',
       '                 [--machine FILE] [--hostname NAME] [--config FILE] [--local-tcp] [--guest-memory SIZE]',
       '                 [--discovery on|off] [--discovery-port PORT]',
       '       ldm-agent user add NAME --role read|write [--password-file F] | user remove NAME | user list',
@@ -679,4 +679,20 @@ export const discoveryMessages = {
   cannotAnswer: (address: string, detail: string) => `discovery: cannot answer ${address}: ${detail}`,
   badSwitch: (text: string) => `--discovery takes on or off, not "${text}"`,
   badPort: (text: string) => `the discovery port must be a whole number from 1 to 65535, not "${text}"`,
+} as const;
+
+/** Texts of the web app (agent/http/): JSON error messages and the daemon's lines about it. */
+export const httpMessages = {
+  notFound: (path: string) => `no such resource: ${path}`,
+  noSuchDomain: (name: string) => `LDom ${name} does not exist`,
+  badJson: 'the request body is not valid JSON',
+  bodyTooLarge: (limit: number) => `the request body is larger than ${limit} bytes`,
+  unauthorized: 'this request needs a user with the write role (HTTP Basic)',
+  forbidden: (user: string) => `user ${user} has the read role; cancelling a migration needs the write role`,
+  insecure: 'HTTP Basic is refused over plain HTTP on a non-loopback address; start the agent with --http-tls',
+  tooManyLogins: (seconds: number) => `too many failed logins from this address; try again in ${seconds} s`,
+  internal: 'internal error (see the agent log)',
+  listening: (scheme: 'http' | 'https', host: string, port: number) => `web app: ${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}/ (--http off to stop)`,
+  cannotListen: (host: string, port: number, detail: string) => `web app: cannot listen on ${host}:${port} (${detail}); the agent runs on without it`,
+  requestFailed: 'web app: request failed',
 } as const;

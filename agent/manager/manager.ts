@@ -48,6 +48,8 @@ export interface ManagerDeps {
   log: Logger;
   /** Where migrate-domain, cancel-operation migration and list-migrations go (the daemon's migration service). */
   migrations?: MigrationDesk;
+  /** Told of every command once answered: its action, its status, how long it took (the web app's metrics). */
+  observe?: (action: string, status: 'success' | 'failure', seconds: number) => void;
   limits?: Partial<ManagerLimits>;
 }
 
@@ -78,8 +80,10 @@ export class Manager {
   private readonly log: Logger;
   private readonly limits: ManagerLimits;
   private readonly ldm: Ldm;
+  private readonly observe: ManagerDeps['observe'];
 
   constructor(deps: ManagerDeps) {
+    this.observe = deps.observe;
     this.log = deps.log.child('manager');
     this.ldm = deps.ldm;
     this.limits = { ...DEFAULT_MANAGER_LIMITS, ...deps.limits };
@@ -149,26 +153,37 @@ export class Manager {
     const objects = doc.commands.reduce((n, c) => n + c.data.length, 0);
     if (objects > maxObjects) return overallFailure(managerMessages.tooManyObjects(objects, maxObjects), doc.version);
     const budget = { left: this.limits.maxResponseBytes };
+    const took = new Map<Command, number>();
     for (const [index, cmd] of doc.commands.entries()) {
       if (index > 0) await yieldToLoop();
       if (cmd.problem || cmd.action === null) continue;
-      const { principal } = session;
-      if (!roleAllows(principal.role, cmd.action)) {
-        cmd.problem = authMessages.actionRefused(principal.name, principal.role, cmd.action);
-        continue;
+      const started = performance.now();
+      try {
+        await this.command(cmd, session, budget);
+      } finally {
+        took.set(cmd, (performance.now() - started) / 1000);
       }
-      if (LISTING_ACTIONS.includes(cmd.action)) {
-        await this.list(cmd, budget);
-        continue;
-      }
-      const handler = this.handlers.get(cmd.action);
-      if (!handler) {
-        cmd.response = failure(managerMessages.notImplemented(cmd.action));
-        continue;
-      }
-      await handler(cmd, session);
     }
-    return completeResponse(doc);
+    const response = completeResponse(doc);
+    if (this.observe) for (const [cmd, seconds] of took) this.observe(cmd.action!, cmd.response?.status ?? 'failure', seconds);
+    return response;
+  }
+
+  /** One command: the role check, then its listing or handler. */
+  private async command(cmd: Command, session: Session, budget: { left: number }): Promise<void> {
+    const action = cmd.action!;
+    const { principal } = session;
+    if (!roleAllows(principal.role, action)) {
+      cmd.problem = authMessages.actionRefused(principal.name, principal.role, action);
+      return;
+    }
+    if (LISTING_ACTIONS.includes(action)) return this.list(cmd, budget);
+    const handler = this.handlers.get(action);
+    if (!handler) {
+      cmd.response = failure(managerMessages.notImplemented(action));
+      return;
+    }
+    await handler(cmd, session);
   }
 
   /**
