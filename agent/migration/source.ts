@@ -100,8 +100,8 @@ export class SourceMigration {
   /** 'resume' was sent: from here the migration cannot be cancelled or rolled back by the source alone. */
   private committed = false;
   private cancelReason: string | undefined;
-  private rejectCancel!: (err: Error) => void;
-  private readonly cancelSignal: Promise<never>;
+  /** Rejects the wait in progress (guard): the migration waits for one thing at a time. */
+  private interrupt: ((err: Error) => void) | undefined;
   private readonly digest = new RunningDigest();
   private dirtyBuffer = new Uint32Array(0);
   private lastProgressAt = 0;
@@ -119,8 +119,6 @@ export class SourceMigration {
     readonly id = randomUUID(),
   ) {
     this.info = new MigrationInfo(id, 'source', request.domain, request.target.text, request.dryRun);
-    this.cancelSignal = new Promise<never>((_, reject) => (this.rejectCancel = reject));
-    this.cancelSignal.catch(() => {});
     this.done = this.run();
   }
 
@@ -132,7 +130,7 @@ export class SourceMigration {
     if (this.committed) return rm.tooLateToCancel(this.request.domain);
     if (this.cancelReason === undefined) {
       this.cancelReason = rm.cancelled(this.request.domain);
-      this.rejectCancel(new Cancelled(this.cancelReason));
+      this.interrupt?.(new Cancelled(this.cancelReason));
     }
     return undefined;
   }
@@ -452,10 +450,25 @@ export class SourceMigration {
 
   // ── helpers ───────────────────────────────────────────────────────────
 
-  /** Wait for `p`, unless a cancel comes first. */
+  /**
+   * Wait for `p`, unless a cancel comes first. One slot, not a race against a cancel
+   * promise: each race would leave a reaction on it until the end, one per batch sent.
+   */
   private guard<T>(p: Promise<T>): Promise<T> {
     if (this.cancelReason !== undefined) return Promise.reject(new Cancelled(this.cancelReason));
-    return Promise.race([p, this.cancelSignal]);
+    return new Promise<T>((resolve, reject) => {
+      this.interrupt = reject;
+      p.then(
+        (v) => {
+          this.interrupt = undefined;
+          resolve(v);
+        },
+        (err: unknown) => {
+          this.interrupt = undefined;
+          reject(err);
+        },
+      );
+    });
   }
 
   private async answer(what: string, ms: number): Promise<TargetMessage> {
