@@ -16,18 +16,15 @@ import { certificateSummary, loadTrust, type CertPaths } from '../auth/certs.ts'
 import { ErrorCodes, LdmError } from '../errors.ts';
 import { migrationRunMessages as rm } from '../messages.ts';
 import type { TargetLogin } from '../manager/migrate.ts';
+import { parseAgentAddress, type AgentAddress } from '../xmpp/address.ts';
 import { ClientError, LdmClient } from '../xmpp/client.ts';
 
 export const MIGRATION_CHANNEL = 'migration';
 
 export type { TargetLogin } from '../manager/migrate.ts';
 
-export interface TargetAddress {
-  host: string;
-  port: number;
-  /** As the request gave it (host or host:port): what messages and the record show. */
-  text: string;
-}
+/** The target as the request gave it (host or host:port): `text` is what messages and the record show. */
+export type TargetAddress = AgentAddress;
 
 /** A reason line for the migration's failure, from reaching or logging in to the target. */
 export class ConnectError extends LdmError {
@@ -37,20 +34,8 @@ export class ConnectError extends LdmError {
   }
 }
 
-const DEFAULT_PORT = 6482;
-
-/** `host`, `host:port` or `[v6]:port`; undefined when it is neither. */
-export function parseTarget(text: string): TargetAddress | undefined {
-  const t = text.trim();
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+|[0-9a-fA-F:]+))(?::(\d{1,5}))?$/.exec(t);
-  if (!m) return undefined;
-  // A bare IPv6 address has colons of its own: no port can follow it unbracketed.
-  const bare = m[2];
-  if (bare !== undefined && bare.includes(':')) return m[3] === undefined ? { host: bare, port: DEFAULT_PORT, text: t } : undefined;
-  const port = m[3] === undefined ? DEFAULT_PORT : Number(m[3]);
-  if (port < 1 || port > 65535) return undefined;
-  return { host: (m[1] ?? bare)!, port, text: t };
-}
+/** `host`, `host:port` or `[v6]:port` (agent/xmpp/address.ts); undefined when it is neither. */
+export const parseTarget = parseAgentAddress;
 
 export interface ChannelOptions {
   target: TargetAddress;

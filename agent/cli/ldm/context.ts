@@ -13,6 +13,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ldmMessages as m } from '../../messages.ts';
 import type { LdmDocument } from '../../xml/document.ts';
+import { DEFAULT_XML_PORT } from '../../xmpp/address.ts';
 import { LdmClient, type ClientOptions } from '../../xmpp/client.ts';
 import { UsageError, type CliIo } from '../io.ts';
 
@@ -33,8 +34,6 @@ export class CommandError extends Error {
     this.name = 'CommandError';
   }
 }
-
-export const DEFAULT_PORT = 6482;
 
 /** The local socket the agent listens on (daemon.ts: STATE/ldmd.sock). */
 export function localSocketPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -93,7 +92,7 @@ export class LdmContext {
     };
     // Our choice (README): no trust on first use. A remote agent is verified against --ca or not used.
     if (g.ca === undefined) throw new UsageError(m.remoteNeedsCa());
-    const base: ClientOptions = { host: g.host, port: g.port ?? DEFAULT_PORT, auth: { kind: 'local' }, ca: read(g.ca) };
+    const base: ClientOptions = { host: g.host, port: g.port ?? DEFAULT_XML_PORT, auth: { kind: 'local' }, ca: read(g.ca) };
     if (g.cert !== undefined || g.key !== undefined) {
       if (g.cert === undefined || g.key === undefined) throw new UsageError(m.certNeedsKey());
       return { ...base, auth: { kind: 'certificate' }, cert: read(g.cert), key: read(g.key) };

@@ -7,6 +7,7 @@
  * Exit status: 0 success, 1 the command failed (its messages on stderr), 2 bad usage.
  */
 import { ldmMessages as m } from '../../messages.ts';
+import { parseAgentAddress } from '../../xmpp/address.ts';
 import { UsageError, type CliIo } from '../io.ts';
 import type { LdmCommand } from './command.ts';
 import { CommandError, LdmContext, type GlobalOptions } from './context.ts';
@@ -23,6 +24,10 @@ const VALUE_OPTIONS: Record<string, keyof GlobalOptions> = {
   '--ca': 'ca',
 };
 
+const throwUsage = (detail: string): never => {
+  throw new UsageError(detail);
+};
+
 /** The global options before the subcommand, and where the subcommand starts. */
 export function parseGlobals(argv: string[]): { globals: GlobalOptions; rest: string[] } {
   const globals: GlobalOptions = {};
@@ -36,10 +41,9 @@ export function parseGlobals(argv: string[]): { globals: GlobalOptions; rest: st
     const value = inline ?? argv[++i];
     if (value === undefined || value === '') throw new UsageError(m.optionNeedsValue(flag));
     if (key === 'host') {
-      const hp = /^(\[[^\]]+\]|[^:]+|[0-9a-fA-F:]+)(?::(\d{1,5}))?$/.exec(value);
-      if (!hp || (hp[2] !== undefined && (Number(hp[2]) < 1 || Number(hp[2]) > 65535))) throw new UsageError(m.badHost(value));
-      globals.host = hp[1]!.replace(/^\[|\]$/g, '');
-      if (hp[2] !== undefined) globals.port = Number(hp[2]);
+      const address = parseAgentAddress(value) ?? throwUsage(m.badHost(value));
+      globals.host = address.host;
+      globals.port = address.port;
     } else globals[key] = value as never;
   }
   return { globals, rest: argv.slice(i) };
