@@ -19,6 +19,12 @@ export interface MigrationTuning {
   autoConverge: boolean;
   maxIterations: number;
   channels: number;
+  /**
+   * How long a migration peer may stay silent, or leave what we write unread, before
+   * the migration fails (source) or is dropped (target): a cut link ends in this time,
+   * not in TCP's quarter of an hour. Steps that take the target work wait twice as long.
+   */
+  peerTimeoutMs: number;
 }
 
 /**
@@ -68,7 +74,7 @@ export const DEFAULT_CONFIG: AgentConfig = {
   machine: undefined,
   hostname: undefined,
   localTcp: false,
-  migration: { downtimeLimitMs: 300, maxBandwidth: null, autoConverge: true, maxIterations: 30, channels: 1 },
+  migration: { downtimeLimitMs: 300, maxBandwidth: null, autoConverge: true, maxIterations: 30, channels: 1, peerTimeoutMs: 30_000 },
   connections: {},
   guestMemory: undefined,
   discovery: true,
@@ -132,6 +138,7 @@ const MIGRATION_KEYS: Record<keyof MigrationTuning, { ok: (v: unknown) => boolea
   autoConverge: { ok: (v) => typeof v === 'boolean', expected: 'true or false' },
   maxIterations: { ok: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 1000, expected: 'a whole number from 1 to 1000' },
   channels: { ok: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 16, expected: 'a whole number from 1 to 16' },
+  peerTimeoutMs: { ok: (v) => Number.isInteger(v) && (v as number) >= 500 && (v as number) <= 600_000, expected: 'a whole number of milliseconds from 500 to 600000' },
 };
 
 /** The `migration` object of a configuration file, checked key by key over the defaults. */

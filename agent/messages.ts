@@ -168,6 +168,8 @@ export const migrationModelMessages = {
     `migration ${id} of ${name} to ${peer} was cut short by a restart (phase ${phase}, before the handoff): cancelled, the domain runs on here`,
   startSourceInError: (name: string, peer: string, id: string) =>
     `domain ${name} is in the migration error state (migration ${id} to ${peer}): its guest is not started until the migration is settled`,
+  startSourceInHandoff: (name: string, peer: string, id: string) =>
+    `migration ${id} of ${name} to ${peer} was cut short by a restart in its handoff (the target may run the domain): the error state, its guest is not started until the migration is settled`,
 } as const;
 
 /** Texts of the manager: what a client reads in resp_msg. Oracle's `ldm` wording where documented. */
@@ -326,6 +328,7 @@ export const channelMessages = {
   truncated: (bytes: number) => `the migration stream ended inside a frame (${bytes} bytes of it received)`,
   closed: () => 'the migration stream is closed',
   socketError: (detail: string) => `the migration stream failed: ${detail}`,
+  stalled: (seconds: number) => `the peer took none of the data sent for ${seconds} s (a link down or a peer that stopped reading)`,
   switchMalformed: () => 'a migration-channel request names one channel: one cmd, its name in <arguments>, no <data>',
   switchRole: (user: string, role: string) => `user ${user} has role ${role} and may not open a binary channel: it needs the write role`,
   switchUnknown: (name: string) => `no binary channel ${name} on this agent`,
@@ -591,13 +594,15 @@ export const migrationRunMessages = {
   settledCompleted: (name: string, target: string) => `settled: ${name} runs on ${target}; the copy here was removed`,
   settledRestored: (name: string, target: string) => `settled: ${target} does not run ${name}; the domain runs here again`,
   settledManually: (name: string, target: string, detail: string) =>
-    `cancel-operation migration ${name}: target ${target} cannot be asked (${detail}); restored on the operator's word`,
+    `cancel-operation -f migration ${name}: target ${target} cannot be asked (${detail}); restored on the operator's word`,
   settleFailed: (name: string, target: string, detail: string) => `cannot settle ${name} with ${target} yet: ${detail}`,
   settleBusy: (name: string) => `The migration error state of LDom ${name} is being settled with its target right now; try again in a moment`,
   noLoginKept: () => 'no login for the target is kept (password logins are not saved across a restart)',
   targetStillResuming: (target: string) => `target ${target} is still resuming the domain`,
   settleNeedsCredentials: (name: string, target: string) =>
-    `${name} waits in the migration error state for ${target}, but its password login was not kept across the restart: cancel-operation migration ${name} settles it`,
+    `${name} waits in the migration error state for ${target}, but its password login was not kept across the restart: cancel-operation migration ${name} settles it (asking with this agent's certificate, or with -f on your word)`,
+  settleUnreachable: (name: string, target: string, detail: string) =>
+    `Cannot settle the migration of LDom ${name}: target ${target} cannot be asked (${detail}) and may be running the domain; the agent keeps asking. Once you have made sure ${target} does not run it, cancel-operation -f migration ${name} restores it here`,
 } as const;
 
 /**

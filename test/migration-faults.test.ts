@@ -2,7 +2,7 @@
 // killed during the copy; the connection cut in the handoff window, after the
 // target resumed (settled automatically: the domain is the target's) and before it
 // resumed (the target cleans up; cancel-operation restores the source, on the
-// operator's word while the target cannot be reached, after asking it once it can);
+// operator's word (-f) while the target cannot be reached, after asking it once it can);
 // the source killed during the copy. After each: the domain exists, complete, on
 // exactly one agent (or in the error state on the source, its guest paused), and a
 // retry succeeds.
@@ -32,9 +32,9 @@ async function filled(a: AgentProc): Promise<void> {
 }
 
 /** Cancel, asking again while an automatic settle attempt of the same domain happens to be running. */
-async function cancelMigration(a: AgentProc) {
+async function cancelMigration(a: AgentProc, force = false) {
   for (;;) {
-    const r = await a.request(cancelXml('ldg1'));
+    const r = await a.request(cancelXml('ldg1', force));
     if (ok(r) || !messages(r).includes(rm.settleBusy('ldg1'))) return r;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -123,10 +123,14 @@ t.test('cut before the target resumed (held at handoff), proxy refusing: the tar
     return held['id']!;
   };
 
-  await t.test('cancel while the target cannot be reached: restored on the operator\'s word', async (t) => {
+  await t.test('cancel while the target cannot be reached: refused; with -f restored on the operator\'s word', async (t) => {
     const id = await lose(t, 1);
-    const c = await cancelMigration(a);
-    t.ok(ok(c), `cancel-operation succeeds: ${messages(c).join(' | ')}`);
+    const refused = await cancelMigration(a);
+    t.equal(ok(refused), false, 'cancel-operation without -f is refused: the target may run the domain');
+    t.match(messages(refused)[0], new RegExp(`^${escape(rm.settleUnreachable('ldg1', via, '@@')).replace('@@', '.+')}$`), `the refusal says why and how: ${messages(refused)[0]}`);
+    t.equal(column6((await a.listDomain('ldg1'))?.['flags']), 'e', 'still in the error state');
+    const c = await cancelMigration(a, true);
+    t.ok(ok(c), `cancel-operation -f succeeds: ${messages(c).join(' | ')}`);
     await runsHere(t, a, 'ldg1', 'restored');
     const row = (await rowById(a, id))!;
     t.equal(row['status'], 'failed', 'list-migrations: failed (restored)');

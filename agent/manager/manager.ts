@@ -104,7 +104,7 @@ export class Manager {
     if (desk) {
       this.handlers.set('migrate-domain', (cmd) => migrateDomain(desk, cmd));
       const cancelOther = this.handlers.get('cancel-operation')!;
-      this.handlers.set('cancel-operation', (cmd, session) => (optionTokens(cmd)[0] === 'migration' ? cancelMigration(desk, cmd) : cancelOther(cmd, session)));
+      this.handlers.set('cancel-operation', (cmd, session) => (optionTokens(cmd).includes('migration') ? cancelMigration(desk, cmd) : cancelOther(cmd, session)));
       this.handlers.set('list-migrations', (cmd) => listMigrations(desk, cmd, deps.ldm.machine.hostname));
     }
     for (const action of UNSUPPORTED) {

@@ -33,7 +33,8 @@ export interface MigrationEntry {
 
 export interface MigrationDesk {
   migrate(order: MigrationOrder): Promise<{ ok: true } | { ok: false; lines: readonly string[] }>;
-  cancel(name: string): Promise<{ ok: true } | { ok: false; message: string }>;
+  /** `force` (-f): a source in the error state whose target cannot be asked is restored on the operator's word. */
+  cancel(name: string, force?: boolean): Promise<{ ok: true } | { ok: false; message: string }>;
   list(): readonly MigrationEntry[];
 }
 
@@ -107,7 +108,7 @@ export async function cancelMigration(desk: MigrationDesk, cmd: Command): Promis
       data.response = failure((err as Error).message);
       continue;
     }
-    const outcome = await desk.cancel(name);
+    const outcome = await desk.cancel(name, optionTokens(cmd).includes('-f'));
     data.response = outcome.ok ? success() : failure(outcome.message);
   }
 }

@@ -104,6 +104,8 @@ export class PageStreamEncoder {
   queuedBytes = 0;
   /** The most `queuedBytes` has been (for tests and statistics). */
   peakQueuedBytes = 0;
+  /** When the socket last took a frame, or the queue last began to fill (performance.now()): what the stall watchdog reads. */
+  lastTakenAt = 0;
   readonly stats: SendStats = { pages: 0, zeroPages: 0, dataPages: 0, bytes: 0 };
   private readonly frameBytes: number;
   private readonly pool: Buffer[] = [];
@@ -196,11 +198,13 @@ export class PageStreamEncoder {
   private async send(bytes: Buffer, pooled?: Buffer): Promise<void> {
     await this.room(bytes.length);
     const n = bytes.length;
+    if (this.queuedBytes === 0) this.lastTakenAt = performance.now();
     this.queuedBytes += n;
     if (this.queuedBytes > this.peakQueuedBytes) this.peakQueuedBytes = this.queuedBytes;
     this.stats.bytes += n;
     this.out.write(bytes, (err) => {
       this.queuedBytes -= n;
+      this.lastTakenAt = performance.now();
       // The socket has taken (encrypted and handed on) the frame: its buffer may be reused.
       if (!err && pooled) this.pool.push(pooled);
       if (err) this.fail(new ChannelError(channelMessages.socketError(err.message), undefined, ErrorCodes.MIGRATION_CHANNEL));
@@ -218,7 +222,8 @@ export class PageStreamEncoder {
     }
   }
 
-  private fail(err: Error): void {
+  /** End every wait with `err` (the channel is given up: its socket is destroyed next). */
+  fail(err: Error): void {
     this.failure ??= err;
     this.wake();
   }

@@ -141,6 +141,11 @@ export function parseTargetMessage(v: unknown): TargetMessage {
   }
 }
 
+export interface ConversationOptions extends EncoderOptions {
+  /** Give up once what is written stays untaken this long (watchWrites); none: never. */
+  stallMs?: number;
+}
+
 /**
  * A migration channel's socket, both ways: `send` control messages and pages (the
  * encoder), `receive` the next control message within a time bound. Pages the peer
@@ -162,9 +167,10 @@ export class Conversation {
   constructor(
     readonly socket: Socket,
     rest: Buffer = Buffer.alloc(0),
-    encoderOptions: EncoderOptions = {},
+    options: ConversationOptions = {},
   ) {
-    this.encoder = new PageStreamEncoder(socket, encoderOptions);
+    this.encoder = new PageStreamEncoder(socket, options);
+    if (options.stallMs !== undefined) this.watchWrites(options.stallMs);
     this.decoder = new PageStreamDecoder(this.decoderOptions, {
       pages: (batch) => {
         if (!this.onPages) throw new ChannelError(rm.protocolBroken('pages before the receiving domain exists'), 'page-index');
@@ -221,6 +227,24 @@ export class Conversation {
   /** Close the channel (idempotent). */
   close(): void {
     this.socket.destroy();
+  }
+
+  /**
+   * Give the channel up when the peer takes none of what is written for `stallMs`: a link
+   * that went down leaves TCP retransmitting for many minutes, and a peer may stop reading.
+   * (Silence the other way is the receive timeouts' to bound.)
+   */
+  private watchWrites(stallMs: number): void {
+    const timer = setInterval(() => {
+      const e = this.encoder;
+      if (this.failure || e.queuedBytes === 0 || performance.now() - e.lastTakenAt < stallMs) return;
+      const err = new ChannelError(channelMessages.stalled(Math.round(stallMs / 1000)), undefined, ErrorCodes.MIGRATION_CHANNEL);
+      e.fail(err);
+      this.fail(err);
+      this.socket.destroy();
+    }, Math.max(50, Math.min(1000, stallMs / 4)));
+    timer.unref();
+    this.socket.once('close', () => clearInterval(timer));
   }
 
   private input(chunk: Buffer): void {

@@ -23,7 +23,7 @@ import { migrationMessages as mmsg, migrationModelMessages as mmm, migrationRunM
 import type { Ldm } from '../model/ldm.ts';
 import { openMigrationChannel, parseTarget, type TargetAddress, type TargetLogin } from './connect.ts';
 import { Conversation, parseTargetMessage } from './conversation.ts';
-import { SourceMigration, TIMEOUTS, type MigrateRequest, type MigrationOutcome } from './source.ts';
+import { SourceMigration, stepTimeouts, type MigrateRequest, type MigrationOutcome } from './source.ts';
 import type { MigrationInfo } from './stats.ts';
 import { TargetMigration } from './target.ts';
 
@@ -33,10 +33,7 @@ const SETTLE_FIRST_MS = 1_000;
 const SETTLE_MAX_MS = 30_000;
 const SETTLE_TIMEOUT_MS = 10_000;
 
-/** `LDM_AGENT_TEST_HOLD=point,point`: hold points of tests (source.ts, target.ts). */
-export function holdsFromEnv(env: NodeJS.ProcessEnv): Set<string> {
-  return new Set((env['LDM_AGENT_TEST_HOLD'] ?? '').split(',').map((s) => s.trim()).filter(Boolean));
-}
+export { holdsFromEnv } from './holds.ts';
 
 export interface MigrationServiceDeps {
   ldm: Ldm;
@@ -129,8 +126,12 @@ export class MigrationService implements MigrationDesk {
     return openMigrationChannel({ target, login, certs: this.deps.certs, ownName: this.deps.hostname, ...(timeoutMs === undefined ? {} : { timeoutMs }) });
   }
 
-  /** cancel-operation migration NAME. */
-  async cancel(name: string): Promise<CancelOutcome> {
+  /**
+   * cancel-operation migration NAME: a running migration rolls back; a source in the
+   * error state is settled by asking the target, or with `force` (-f) restored on the
+   * operator's word when the target cannot be asked.
+   */
+  async cancel(name: string, force = false): Promise<CancelOutcome> {
     const { ldm } = this.deps;
     const view = ldm.migrations.view(name);
     const running = this.sources.get(name);
@@ -143,7 +144,7 @@ export class MigrationService implements MigrationDesk {
     if (!view) return { ok: false, message: ldm.domain(name) ? objectMessages.noMigration(name) : refusalMessages.noSuchDomain(name) };
     if (view.role === 'target') return { ok: false, message: rm.cancelOnTarget(name, view.peer) };
     if (!view.error) return { ok: false, message: objectMessages.noMigration(name) };
-    return this.settleNow(name, true);
+    return this.settleNow(name, true, force);
   }
 
   /** Running migrations and the last finished ones, oldest first. */
@@ -174,6 +175,9 @@ export class MigrationService implements MigrationDesk {
         hypervisor: this.deps.hypervisor,
         log: this.log,
         holds: this.holds,
+        // Twice the peer bound: the source may be busy between two messages (reading the dirty log, a hold).
+        idleMs: 2 * this.deps.tuning.peerTimeoutMs,
+        stallMs: this.deps.tuning.peerTimeoutMs,
         register: (info) => this.remember(info),
         settleAnswer: (id, _name, uuid) => this.settleAnswer(id, uuid),
       },
@@ -222,9 +226,11 @@ export class MigrationService implements MigrationDesk {
 
   /**
    * Ask the target about a source in the error state and act on the answer. `manual`
-   * (cancel-operation): an unreachable target restores the domain on the operator's word.
+   * (cancel-operation) asks with this agent's certificate when no login was kept, and
+   * refuses while the target cannot be asked: it may run the domain, and restoring it
+   * here would run it twice. `force` (-f): restored on the operator's word.
    */
-  private async settleNow(name: string, manual: boolean): Promise<CancelOutcome> {
+  private async settleNow(name: string, manual: boolean, force = false): Promise<CancelOutcome> {
     const { ldm } = this.deps;
     if (this.settling.has(name)) return { ok: false, message: rm.settleBusy(name) };
     const d = ldm.domain(name);
@@ -232,8 +238,8 @@ export class MigrationService implements MigrationDesk {
     if (!d || !r || r.role !== 'source' || !r.error) return { ok: false, message: objectMessages.noMigration(name) };
     this.settling.add(name);
     try {
-      const login = this.loginFor(name);
-      const answer: Settlement = login ? await this.ask(r.peer, login, r.id, name, d.uuid, manual ? TIMEOUTS.cancel : SETTLE_TIMEOUT_MS) : { unreachable: rm.noLoginKept() };
+      const login = this.loginFor(name) ?? (manual ? ({ kind: 'certificate' } as const) : undefined);
+      const answer: Settlement = login ? await this.ask(r.peer, login, r.id, name, d.uuid, manual ? stepTimeouts(this.deps.tuning.peerTimeoutMs).cancel : Math.min(SETTLE_TIMEOUT_MS, this.deps.tuning.peerTimeoutMs)) : { unreachable: rm.noLoginKept() };
       if ('runs' in answer && answer.runs === 'yes') {
         await this.completeErrorSource(name);
         this.log.warn(rm.settledCompleted(name, r.peer));
@@ -245,10 +251,14 @@ export class MigrationService implements MigrationDesk {
         return { ok: true };
       }
       const detail = 'runs' in answer ? rm.targetStillResuming(r.peer) : answer.unreachable;
-      if (manual && 'unreachable' in answer) {
+      if (manual && force && 'unreachable' in answer) {
         await this.restoreErrorSource(name, rm.settledManually(name, r.peer, detail));
         this.log.warn(rm.settledManually(name, r.peer, detail));
         return { ok: true };
+      }
+      if (manual && 'unreachable' in answer) {
+        this.backOff(name, detail, r.peer, false);
+        return { ok: false, message: rm.settleUnreachable(name, r.peer, detail) };
       }
       this.backOff(name, detail, r.peer, 'runs' in answer);
       return { ok: false, message: rm.settleFailed(name, r.peer, detail) };

@@ -41,11 +41,18 @@ import { buildOffer } from './checks.ts';
 import { ConnectError, type TargetAddress, type TargetLogin } from './connect.ts';
 import { Conversation, parseTargetMessage, ProtocolError, type TargetMessage } from './conversation.ts';
 import { RunningDigest } from './digest.ts';
+import { holdUntil } from './holds.ts';
 import type { MigrationOffer } from './offer.ts';
 import { MigrationInfo, type MigrationPhase } from './stats.ts';
 
-/** How long the target may take to answer each step (seconds count in messages). */
-export const TIMEOUTS = { checks: 30_000, prepare: 60_000, verify: 30_000, handoff: 30_000, cancel: 5_000 };
+/**
+ * How long the target may take to answer each step, from migration.peerTimeoutMs
+ * (seconds count in messages): preparing makes the target reserve and save, so twice
+ * the bound; the cancel's goodbye is short whatever the bound.
+ */
+export function stepTimeouts(peerMs: number) {
+  return { checks: peerMs, prepare: 2 * peerMs, verify: peerMs, handoff: peerMs, cancel: Math.min(5_000, peerMs) };
+}
 /** How often the listing's progress and the target's are brought up to date. */
 const PROGRESS_MS = 100;
 const TARGET_PROGRESS_MS = 250;
@@ -110,14 +117,19 @@ export class SourceMigration {
   private recordedPhase: MigrationPhase = 'checks';
   /** A control message's round trip to the target and back (measureRoundTrip): two are part of every pause. */
   private roundTripMs = Number.POSITIVE_INFINITY;
+  /** The saved mark that the handoff may begin (model markHandoff): awaited before 'resume' is sent. */
+  private handoffSaved: Promise<void> | undefined;
   /** Moments of the pause (performance.now()), for the log. */
   private readonly pause = { paused: 0, lastPassSent: 0, verified: 0 };
+
+  private readonly timeouts: ReturnType<typeof stepTimeouts>;
 
   constructor(
     private readonly deps: SourceDeps,
     readonly request: MigrateRequest,
     readonly id = randomUUID(),
   ) {
+    this.timeouts = stepTimeouts(deps.tuning.peerTimeoutMs);
     this.info = new MigrationInfo(id, 'source', request.domain, request.target.text, request.dryRun);
     this.done = this.run();
   }
@@ -152,7 +164,7 @@ export class SourceMigration {
     this.setPhase('checks', 1);
     this.conv = await this.connect();
     await this.conv.send({ t: 'offer', id: this.id, offer });
-    const checked = await this.answer('the checks', TIMEOUTS.checks);
+    const checked = await this.answer('the checks', this.timeouts.checks);
     if (checked.t !== 'checked') throw new ProtocolError(`"${checked.t}" where the checks' answer belongs`);
     if (!checked.ok) throw new Failure(checked.reason);
     if (r.dryRun) {
@@ -170,7 +182,7 @@ export class SourceMigration {
 
     this.setPhase('prepare', 5);
     await this.conv.send({ t: 'prepare' });
-    const prepared = await this.answer('the prepare step', TIMEOUTS.prepare);
+    const prepared = await this.answer('the prepare step', this.timeouts.prepare);
     if (prepared.t === 'failed') throw new Failure(rm.targetFailed(r.target.text, prepared.reason));
     if (prepared.t !== 'prepared') throw new ProtocolError(`"${prepared.t}" where the prepare step's answer belongs`);
     await this.hold('prepare');
@@ -202,7 +214,7 @@ export class SourceMigration {
     const socket = await this.guard(opening);
     const secure = socket as Partial<TLSSocket>;
     this.deps.log.info('migration channel open', { domain: this.request.domain, target: this.request.target.text, id: this.id, tls: secure.getProtocol?.() ?? undefined, cipher: secure.getCipher?.()?.name });
-    return new Conversation(socket, undefined, { maxQueuedBytes: DEFAULT_MAX_QUEUED });
+    return new Conversation(socket, undefined, { maxQueuedBytes: DEFAULT_MAX_QUEUED, stallMs: this.deps.tuning.peerTimeoutMs });
   }
 
   // ── phase 3: pre-copy ─────────────────────────────────────────────────
@@ -226,7 +238,7 @@ export class SourceMigration {
       // The target acknowledges the pass once it has written it: the bandwidth measured is the
       // whole pipeline's (socket buffers and the target's writing included), as in the pause.
       await this.conv!.send({ t: 'pass', n: info.iterations });
-      const ack = await this.answer('the end of a pass', TIMEOUTS.verify);
+      const ack = await this.answer('the end of a pass', this.timeouts.verify);
       if (ack.t !== 'passed' || ack.n !== info.iterations) throw new ProtocolError(`"${ack.t}" where pass ${info.iterations}'s acknowledgement belongs`);
       const seconds = Math.max(performance.now() - started, 0.001) / 1000;
       const acked = performance.now();
@@ -241,6 +253,7 @@ export class SourceMigration {
       // The last pages, then two round trips: the digest's verdict, the resume's confirmation.
       const expectedMs = (bandwidth > 0 ? ((dirty * PAGE_SIZE) / bandwidth) * 1000 : 0) + 2 * this.roundTripMs;
       info.expectedDowntimeMs = expectedMs;
+      await this.hold(`precopy:${info.iterations}`);
       if (info.iterations === 1) await this.hold('precopy');
       if (expectedMs <= tuning.downtimeLimitMs || info.iterations >= tuning.maxIterations) return;
       // Auto-converge, as QEMU judges it: dirtied more than half of what the pass sent, twice in a row.
@@ -296,7 +309,7 @@ export class SourceMigration {
   private async measureRoundTrip(): Promise<void> {
     const start = performance.now();
     await this.conv!.send({ t: 'ping' });
-    const pong = await this.answer('a ping', TIMEOUTS.verify);
+    const pong = await this.answer('a ping', this.timeouts.verify);
     if (pong.t !== 'pong') throw new ProtocolError(`"${pong.t}" where the answer to a ping belongs`);
     this.roundTripMs = Math.min(this.roundTripMs, performance.now() - start);
   }
@@ -327,6 +340,9 @@ export class SourceMigration {
     info.markPaused();
     this.pause.paused = performance.now();
     guest.suspend();
+    // Saved while the last pages travel, not after: the save costs the pause nothing.
+    this.markHandoff();
+    await this.hold('stopcopy');
     const last = this.readDirty(guest);
     guest.disableDirtyLog();
     // No pacing inside the pause: the bandwidth limit is for the copy while the guest runs.
@@ -335,8 +351,7 @@ export class SourceMigration {
     info.remainingBytes = 0;
     this.pause.lastPassSent = performance.now();
     await this.conv!.send({ t: 'final', digest: this.digest.hex, runtime: guest.runtime() });
-    await this.hold('stopcopy');
-    const verdict = await this.answer('the memory digest', TIMEOUTS.verify);
+    const verdict = await this.answer('the memory digest', this.timeouts.verify);
     if (verdict.t === 'mismatch') throw new Failure(rm.digestMismatch(this.digest.hex, verdict.digest));
     if (verdict.t === 'failed') throw new Failure(rm.targetFailed(this.request.target.text, verdict.reason));
     if (verdict.t !== 'verified') throw new ProtocolError(`"${verdict.t}" where the digest's verdict belongs`);
@@ -353,11 +368,13 @@ export class SourceMigration {
     const info = this.info;
     info.status = 'device';
     this.setPhase('handoff', 98);
+    // Saved before the resume goes: from here a restart must ask the target, not run the domain again.
+    await this.guard(this.markHandoff());
     this.committed = true;
     let answer: TargetMessage;
     try {
       await this.conv!.send({ t: 'resume' });
-      answer = parseTargetMessage(await this.conv!.receive(TIMEOUTS.handoff, 'the resume', this.timeout));
+      answer = parseTargetMessage(await this.conv!.receive(this.timeouts.handoff, 'the resume', this.timeout));
     } catch (err) {
       // Sent, but not confirmed: the target may run the domain or not. Neither copy may run until that is known.
       const detail = (err as Error).message;
@@ -391,6 +408,17 @@ export class SourceMigration {
       log.info('migrated guest scrubbed', { domain: r.domain, pages: scrub.pages, scrubMs: Number(scrub.scrubMs.toFixed(2)) });
     }
     return { ok: true };
+  }
+
+  /** Start saving the handoff mark, once; the same promise after. */
+  private markHandoff(): Promise<void> {
+    if (!this.handoffSaved) {
+      this.recordedPhase = 'handoff';
+      this.handoffSaved = this.deps.ldm.migrations.markHandoff(this.request.domain);
+      // Awaited in handoff(); a failure before then is the rollback's, not an unhandled rejection.
+      this.handoffSaved.catch(() => {});
+    }
+    return this.handoffSaved;
   }
 
   // ── failure and cancel ────────────────────────────────────────────────
@@ -437,7 +465,7 @@ export class SourceMigration {
     const conv = this.conv;
     if (!conv || conv.closedBy) return conv?.close();
     const closed = new Promise<void>((resolve) => conv.onClose(() => resolve()));
-    const timer = setTimeout(() => conv.close(), TIMEOUTS.cancel);
+    const timer = setTimeout(() => conv.close(), this.timeouts.cancel);
     try {
       // The encoder may be stuck behind a full socket: the close timer ends that too.
       await conv.send({ t: 'cancel', reason }).catch(() => {});
@@ -477,13 +505,12 @@ export class SourceMigration {
 
   private readonly timeout = (what: string, seconds: number): Error => new Failure(rm.peerTimeout(this.request.target.text, what, seconds));
 
-  /** A test hold point: wait here until cancelled or the channel closes. */
+  /** A test hold point (holds.ts): wait here until released, cancelled, or the channel closes (which ends the migration). */
   private async hold(point: string): Promise<void> {
     if (!this.deps.holds.has(point)) return;
     this.deps.log.info('migration held (test)', { point, domain: this.request.domain });
     const conv = this.conv!;
-    await this.guard(new Promise<void>((resolve) => conv.onClose(() => resolve())));
-    throw conv.closedBy!;
+    if (!(await this.guard(holdUntil(new Promise<void>((resolve) => conv.onClose(() => resolve())))))) throw conv.closedBy!;
   }
 
   private setPhase(phase: MigrationPhase, progress: number): void {
@@ -491,9 +518,9 @@ export class SourceMigration {
     info.phase = phase;
     info.progress = Math.max(info.progress, Math.min(99, Math.floor(progress)));
     if (!this.marked) return;
-    // The record's phase changes are saved; none inside the guest's pause, which they would
-    // lengthen (after a restart only the error flag matters: model/migrations.ts settleAtStart).
-    if (phase !== 'stopcopy' && phase !== 'handoff') this.recordedPhase = phase;
+    // The record's phase changes are saved. Inside the guest's pause only the handoff mark is
+    // (markHandoff, overlapping the last pass): a restart needs nothing finer (model/migrations.ts settleAtStart).
+    if (phase !== 'stopcopy' && phase !== 'handoff' && !this.handoffSaved) this.recordedPhase = phase;
     this.deps.ldm.migrations.setProgress(this.request.domain, this.recordedPhase, info.progress).catch(() => {
       // The record may be gone already (the migration ended meanwhile): nothing to show.
     });

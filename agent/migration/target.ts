@@ -33,6 +33,7 @@ import { applyBatch } from './channel.ts';
 import { checkOffer, type MigrationPlan } from './checks.ts';
 import { Conversation, parseSourceMessage, ProtocolError, type SourceMessage } from './conversation.ts';
 import { RunningDigest } from './digest.ts';
+import { holdUntil } from './holds.ts';
 import type { MigrationOffer } from './offer.ts';
 import { MigrationInfo } from './stats.ts';
 
@@ -51,6 +52,8 @@ export interface TargetDeps {
   /** Answer a settle question about migration `id` of domain `name` (service.ts). */
   settleAnswer(id: string, name: string, uuid: string): 'yes' | 'no' | 'pending';
   idleMs?: number;
+  /** Give the channel up when the source takes none of what is written for this long (none: never). */
+  stallMs?: number;
 }
 
 /** The source called the migration off. */
@@ -80,7 +83,7 @@ export class TargetMigration {
     /** The login the source used (for logs). */
     private readonly who: string,
   ) {
-    this.conv = new Conversation(socket, rest);
+    this.conv = new Conversation(socket, rest, deps.stallMs === undefined ? {} : { stallMs: deps.stallMs });
     this.done = this.serve();
   }
 
@@ -317,11 +320,12 @@ export class TargetMigration {
     this.deps.ldm.migrations.setProgress(info.domain, 'receive', info.progress).catch(() => {});
   }
 
+  /** A test hold point (holds.ts): wait until released or the channel closes; before the commit a close ends the migration. */
   private async hold(point: string): Promise<void> {
     if (!this.deps.holds.has(point)) return;
     this.deps.log.info('migration held (test)', { point, domain: this.info?.domain });
-    await new Promise<void>((resolve) => this.conv.onClose(() => resolve()));
-    if (point === 'handoff') throw this.conv.closedBy!;
+    const released = await holdUntil(new Promise<void>((resolve) => this.conv.onClose(() => resolve())));
+    if (!released && point === 'handoff') throw this.conv.closedBy!;
   }
 }
 

@@ -4,9 +4,9 @@
  * changes that make, advance and end those records. The network side
  * (agent/migration/) calls these; it never touches the state itself.
  *
- *   source:  markSource ──► setProgress* ──► completeSource   (domain removed here)
- *                 │                  ├────► clearSource      (cancel/failure: runs on)
- *                 │                  └────► markError ──► completeSource | clearSource
+ *   source:  markSource ──► setProgress* ──► markHandoff ──► completeSource   (domain removed here)
+ *                 │                  │               └──► markError ──► completeSource | clearSource
+ *                 │                  └────► clearSource      (cancel/failure before the resume: runs on)
  *   target:  reserveTarget ──► setProgress* ──► completeTarget  (active/bound/inactive)
  *                                       └────► abortTarget     (domain removed)
  *
@@ -196,6 +196,22 @@ export class Migrations {
     });
   }
 
+  /**
+   * Source, before the target is told to resume: the phase `handoff`, saved. An agent
+   * that stops from here on may have handed the domain over, so its restart asks the
+   * target before the guest runs here again (settleAtStart), never guesses.
+   */
+  markHandoff(name: string): Promise<void> {
+    // The live phase too: later progress in this phase saves nothing more (setProgress).
+    const v = this.view(name);
+    if (v) this.live.set(name, { phase: 'handoff', progress: v.progress });
+    return this.host.change((s) => {
+      const { r } = mine(s, name, 'source');
+      r.phase = 'handoff';
+      r.progress = Math.max(r.progress, this.live.get(name)?.progress ?? 0);
+    });
+  }
+
   /** Source: the handoff window was lost (no confirmation from the target): flag `e`, saved, until settled. */
   markError(name: string): Promise<void> {
     return this.host.change((s) => {
@@ -285,23 +301,27 @@ export class Migrations {
 
   /**
    * At the agent's start, before guests start: a target record is a
-   * half-received domain (removed); a source record not in the error state is
-   * a migration cut before its handoff (cleared: the domain runs on); a source
-   * in the error state stays, to be settled with its target. Each is logged.
+   * half-received domain (removed); a source record before its handoff is a
+   * migration cut short (cleared: the domain runs on); one in its handoff (the
+   * target may have resumed the domain) enters the error state, and a source in
+   * the error state stays: both are settled with the target. Each is logged.
    */
   async settleAtStart(log: Logger): Promise<void> {
     const found = this.host.current().domains.filter((d) => d.migration);
     for (const d of found) if (d.migration!.error) log.warn(mm.startSourceInError(d.name, d.migration!.peer, d.migration!.id));
     const settle = found.filter((d) => !d.migration!.error);
     if (settle.length === 0) return;
+    const inHandoff = (r: MigrationRecord) => r.role === 'source' && r.phase === 'handoff';
     await this.host.change((s) => {
       for (const { name, migration: r } of settle) {
         if (r!.role === 'target') s.domains = s.domains.filter((d) => d.name !== name);
+        else if (inHandoff(r!)) findDomain(s, name).migration!.error = true;
         else delete findDomain(s, name).migration;
       }
     });
     for (const { name, migration: r } of settle) {
       if (r!.role === 'target') log.warn(mm.startTargetRemoved(name, r!.peer, r!.id));
+      else if (inHandoff(r!)) log.warn(mm.startSourceInHandoff(name, r!.peer, r!.id));
       else log.warn(mm.startSourceCleared(name, r!.peer, r!.id, r!.phase));
     }
   }

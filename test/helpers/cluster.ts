@@ -42,6 +42,10 @@ export interface AgentOptions {
   args?: string[];
   /** Users besides admin (write) and viewer (read). */
   users?: [name: string, role: Role, password: string][];
+  /** Run the agent in this network namespace (`ip netns exec`), listening on every address of it. */
+  netns?: string;
+  /** The address this test reaches the agent at (default 127.0.0.1; in a namespace, one of its addresses). */
+  host?: string;
 }
 
 export interface PairOptions {
@@ -75,6 +79,8 @@ export interface MigrateOptions {
   password?: string;
   /** Where the source connects (default the target's XML port; a proxy's port for fault tests). */
   port?: number;
+  /** migrate-domain's whole target, host:port (default 127.0.0.1 and `port`): another network's address of the target. */
+  address?: string;
   /** The client that sends the request (default the source's admin session). */
   client?: LdmClient;
 }
@@ -146,9 +152,14 @@ export class AgentProc {
     return join(this.dir, 'var');
   }
 
+  /** Where this test reaches the agent. */
+  get host(): string {
+    return this.opts.host ?? '127.0.0.1';
+  }
+
   /** host:port as migrate-domain's `target` names this agent. */
   get address(): string {
-    return `127.0.0.1:${this.port}`;
+    return `${this.host}:${this.port}`;
   }
 
   stdout(): string {
@@ -172,7 +183,7 @@ export class AgentProc {
     const args = [
       ...AGENT_ARGS,
       '--listen',
-      `127.0.0.1:${this.port}`,
+      `${this.opts.netns ? '0.0.0.0' : '127.0.0.1'}:${this.port}`,
       '--http',
       'off',
       '--state',
@@ -186,7 +197,11 @@ export class AgentProc {
       ...(this.opts.config ? ['--config', join(this.dir, 'config.json')] : []),
       ...(over.args ?? this.opts.args ?? []),
     ];
-    const proc = spawn(process.execPath, args, { cwd: this.dir, env: { ...process.env, LDM_LOG_LEVEL: 'info', ...(over.env ?? this.opts.env ?? {}) } });
+    const env = { ...process.env, LDM_LOG_LEVEL: 'info', ...(over.env ?? this.opts.env ?? {}) };
+    // `ip netns exec` execs the program in the namespace: the child's pid is the agent's.
+    const proc = this.opts.netns
+      ? spawn('ip', ['netns', 'exec', this.opts.netns, process.execPath, ...args], { cwd: this.dir, env })
+      : spawn(process.execPath, args, { cwd: this.dir, env });
     this.proc = proc;
     this.out = '';
     this.err = '';
@@ -233,7 +248,7 @@ export class AgentProc {
   /** A new session, logged in with a password (default admin), closed at teardown or stop. */
   async client(user: string = ADMIN.user, password: string = user === ADMIN.user ? ADMIN.password : VIEWER.password): Promise<LdmClient> {
     const c = await LdmClient.connect({
-      host: '127.0.0.1',
+      host: this.host,
       port: this.port,
       auth: { kind: 'password', user, password },
       ca: readFileSync(this.certs.ca, 'utf8'),
@@ -471,7 +486,7 @@ export function migrateXml(domain: string, target: string, opts: Omit<MigrateOpt
 /** Send migrate-domain of `domain` from `source` to `target` and wait for its end. */
 export async function migrate(source: AgentProc, target: AgentProc, domain: string, opts: MigrateOptions = {}): Promise<MigrateResult> {
   const client = opts.client ?? (await source.admin());
-  const doc = await client.request(migrateXml(domain, `127.0.0.1:${opts.port ?? target.port}`, opts));
+  const doc = await client.request(migrateXml(domain, opts.address ?? `127.0.0.1:${opts.port ?? target.port}`, opts));
   const obj = doc.commands[0]?.data[0]?.response;
   return { ok: obj?.status === 'success' && ok(doc), lines: obj?.messages ?? [], all: messages(doc), doc };
 }

@@ -9,7 +9,8 @@ import type { Test } from 'tap';
 import { data, request } from './requests.ts';
 import { migrate, waitFor, type AgentProc, type MigrateResult, type MigrationRow } from './cluster.ts';
 
-export const cancelXml = (domain: string) => request('cancel-operation', data(domain), 'migration');
+/** cancel-operation migration DOMAIN; `force`: -f (restore on the operator's word). */
+export const cancelXml = (domain: string, force = false) => request('cancel-operation', data(domain), force ? 'migration -f' : 'migration');
 
 /** The row of migration `id` on `agent`. */
 export async function rowById(agent: AgentProc, id: string): Promise<MigrationRow | undefined> {

@@ -299,10 +299,12 @@ const options = (doc: LdmDocument): string[] => doc.commands[0]?.options.flatMap
 const CANCEL_WHAT = new Set(['migration', 'reconf', 'memdr']);
 
 async function runCancel(ctx: LdmContext, args: string[]): Promise<number> {
-  const [what, domain, ...extra] = args;
+  // -f (migration only): restore a domain in the migration error state on your word when its target cannot be asked.
+  const force = args[0] === '-f';
+  const [what, domain, ...extra] = force ? args.slice(1) : args;
   if (what === undefined || !CANCEL_WHAT.has(what)) throw new UsageError(m.cancelWhat(what));
   if (domain === undefined || domain.startsWith('-') || extra.length > 0) throw new UsageError(m.cancelDomain(what));
-  const r = await ctx.request(requestDoc('cancel-operation', [domainsData(domain)], [what]));
+  const r = await ctx.request(requestDoc('cancel-operation', [domainsData(domain)], force ? [what, '-f'] : [what]));
   if (succeeded(r)) return 0;
   for (const l of failureLines(r)) ctx.err(l);
   return 1;
@@ -314,5 +316,5 @@ export const commands: LdmCommand[] = [
     usage: 'migrate-domain [-f] [-n] [-p PASSWORD-FILE] SOURCE-DOMAIN [USER@]HOST[:PORT][:TARGET-NAME]\n       ldm migrate-domain [-f] [-n] -c SOURCE-DOMAIN HOST[:PORT][:TARGET-NAME]',
     run: runMigrate,
   },
-  { names: ['cancel-operation'], usage: 'cancel-operation (migration | reconf | memdr) DOMAIN', run: runCancel },
+  { names: ['cancel-operation'], usage: 'cancel-operation [-f] (migration | reconf | memdr) DOMAIN', run: runCancel },
 ];

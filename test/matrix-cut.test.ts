@@ -1,0 +1,26 @@
+// The migration fault matrix, column "cut": the two agents run in network namespaces of
+// their own (test/helpers/netns.ts), joined by a veth pair; in every migration state
+// (test/helpers/matrix.ts STATES) the link goes down, the held agent is let run into
+// the dead link, and once the source has given up the link comes up again. After each
+// case the domain runs on exactly one agent, nothing is left on the other, no
+// acknowledged change is lost, and a retry succeeds with equal memory digests. Prints
+// its column of the matrix. Skipped, with the reason, where namespaces cannot be made.
+import t from 'tap';
+import { netnsMatrix, STATES } from './helpers/matrix.ts';
+import { makeNetnsPair, netnsUnavailable } from './helpers/netns.ts';
+
+const unavailable = netnsUnavailable();
+if (unavailable) {
+  t.test('the cut column of the matrix', { skip: `it needs network namespaces: ${unavailable}` }, () => {});
+} else {
+  t.setTimeout(300_000);
+  const pair = makeNetnsPair();
+  // After the agents' own teardown (registered later, run first): the namespaces go last.
+  t.teardown(() => pair.remove());
+  const m = await netnsMatrix(t, pair);
+  for (const state of STATES) await t.test(`${state.name} × cut`, (t) => m.run(t, state, 'cut'));
+  t.test('the column of the matrix', async (t) => {
+    t.comment('\n' + m.table());
+    t.equal(m.table().split('\n').length - 2, STATES.length, 'one row per state');
+  });
+}
