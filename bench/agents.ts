@@ -141,6 +141,16 @@ export class BenchAgent {
     return `127.0.0.1:${this.port}`;
   }
 
+  /** The agent process's id (the soak reads its /proc entries), once started. */
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
+  /** What the agent wrote on stdout and stderr (warnings and errors: LDM_LOG_LEVEL=warn). */
+  get log(): string {
+    return this.out;
+  }
+
   async start(): Promise<void> {
     const args = [
       '--import',
@@ -218,14 +228,18 @@ export class BenchAgent {
     return succeeded(r) ? ldomInfo(contentsOf(r).find((c) => c.id === name)) : undefined;
   }
 
-  /** The latest list-migrations row of `domain` where this agent had `role`. */
-  async migration(domain: string, role: 'source' | 'target' = 'source'): Promise<Props | undefined> {
+  /** Every list-migrations row of `domain` (oldest first). */
+  async migrations(domain: string): Promise<Props[]> {
     const r = await this.must(request('list-migrations'));
     return contentsOf(r)
       .filter((c) => c.id === domain)
       .map(ldomInfo)
-      .filter((p): p is Props => p?.['role'] === role)
-      .at(-1);
+      .filter((p): p is Props => p !== undefined);
+  }
+
+  /** The latest list-migrations row of `domain` where this agent had `role`. */
+  async migration(domain: string, role: 'source' | 'target' = 'source'): Promise<Props | undefined> {
+    return (await this.migrations(domain)).filter((p) => p['role'] === role).at(-1);
   }
 
   /** A running domain: vcpus, memory, the sim-* variables, bound and started. */

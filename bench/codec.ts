@@ -35,7 +35,7 @@ import { item, success, type Content, type Item, type LdmDocument } from '../age
 import { encodeDocument } from '../agent/xml/encode.ts';
 import { ampersandCheck, buildWithXmlbuilder2, FXP_OPTIONS, fxpParse, malformedAccepted } from './alternatives.ts';
 import { loadSchemas, SCHEMA_DIR, Schemas } from '../agent/xml/schema.ts';
-import { opsPerSecond, sunk } from './measure.ts';
+import { figure, opsPerSecond, sunk } from './measure.ts';
 
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 400);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -164,6 +164,7 @@ function printMarkdown(rows: Row[]): void {
     const value = `${int(r.ours)} doc/s, ${mbps(r.ours, r.oursBytes)} MB/s (${r.oursName})`;
     const base = `${int(r.baseline)} doc/s, ${mbps(r.baseline, r.baselineBytes)} MB/s (${r.baselineName})`;
     console.log(`| ${r.figure} | ${value} | ${base} | ${ratio(r).toFixed(2)}x time |`);
+    figure({ figure: r.figure, value: r.ours, unit: 'doc/s', baseline: r.baselineName, baselineValue: r.baseline });
   }
 }
 
@@ -264,6 +265,7 @@ export async function run(): Promise<void> {
   console.log('');
   printMarkdown(rows);
   console.log(`| compile schemas/ldm-interface.xsd (${files.length} files) | ${ms(compiles)} ms | libxml2 parse of the ${files.length} files alone: ${ms(parses)} ms | ${(parses / compiles).toFixed(2)}x time |`);
+  figure({ figure: `compile schemas/ldm-interface.xsd (${files.length} files)`, value: 1000 / compiles, unit: 'ms', baseline: `libxml2 parse of the ${files.length} files alone`, baselineValue: 1000 / parses });
   console.log('');
   console.log(`schemas: import of libxml2-wasm and reader set-up, once per process: ${loadMs.toFixed(1)} ms (no baseline: measured once)`);
   const amp = ampersandCheck(workloads[0]!.doc);

@@ -49,7 +49,7 @@ import { formatSize, parseSize } from '../agent/model/sizes.ts';
 import { applyBatch, PageStreamDecoder, PageStreamEncoder, sendPass } from '../agent/migration/channel.ts';
 import { RunningDigest } from '../agent/migration/digest.ts';
 import { BenchAgent, data, migrateXml, request, startAgents, succeeded, messagesOf, waitFor, type Props } from './agents.ts';
-import { median } from './measure.ts';
+import { figure, median } from './measure.ts';
 
 const ROUNDS = 5;
 type Mode = 'raw' | 'pages' | 'nodigest';
@@ -302,8 +302,32 @@ function report(sizes: Sizes, stream: { rawMiBps: number; pagesMiBps: number; ba
   const detail = (p: Props) => `${p['iterations']} passes, throttle ${p['throttle-percentage']} %, ${fmt(n(p, 'transferred') / MiB)} MiB, setup ${p['setup-time']} ms`;
   console.log(`idle guest: ${f.idle.map(detail).join(' | ')}`);
   console.log(`dirtying guest: ${f.busy.map(detail).join(' | ')}`);
+  record(sizes, stream, f, { agentMiBps, idealMs, idleDown, busyDown, busyExpected });
   const [load] = loadavg();
   console.log(`load average (1 min) at the end: ${load!.toFixed(1)} on ${availableParallelism()} cores${load! > 1 ? ' (other work was running: read the ratios)' : ''}`);
+}
+
+/** The table's figures for bench/results.json, with issue 8's goals. */
+function record(
+  sizes: Sizes,
+  stream: { rawMiBps: number; pagesMiBps: number; bareMiBps: number },
+  f: AgentFigures,
+  d: { agentMiBps: number[]; idealMs: number[]; idleDown: number[]; busyDown: number[]; busyExpected: number[] },
+): void {
+  const raw = 'raw TLS of the same bytes between two processes';
+  const idle = `idle guest, ${formatSize(sizes.idleSet)} of random pages (median of ${f.idle.length})`;
+  const busy = `guest dirtying ${formatSize(sizes.dirtyRate)}/s over ${formatSize(sizes.dirtySet)} (median of ${f.busy.length})`;
+  const cancels = `cancel-operation migration during pre-copy (median of ${f.cancelAnswerMs.length})`;
+  const rt = 'list-domain round trip on the same agent';
+  figure({ figure: `migration page stream, ${sizes.streamMiB} MiB guest, two processes over loopback TLS`, value: stream.pagesMiBps, unit: 'MiB/s', baseline: raw, baselineValue: stream.rawMiBps, goal: '>= 0.9' });
+  figure({ figure: `migration between two agents, pre-copy throughput, ${idle}`, value: median(d.agentMiBps), unit: 'MiB/s', baseline: raw, baselineValue: stream.rawMiBps, goal: '>= 0.9' });
+  figure({ figure: `migration between two agents, total time, ${idle}`, value: median(f.idle.map((p) => n(p, 'total-time'))), unit: 'ms', baseline: 'its bytes at raw TLS speed', baselineValue: median(d.idealMs), goal: '<= 1.1x' });
+  figure({ figure: `migration downtime, ${idle}`, value: median(d.idleDown), unit: 'ms', baseline: null, baselineValue: null, goal: '<= 10 ms' });
+  figure({ figure: `migration downtime, ${busy}`, value: median(d.busyDown), unit: 'ms', baseline: null, baselineValue: null, goal: '<= 300 ms' });
+  figure({ figure: `migration expected-downtime reported, ${busy}`, value: median(d.busyExpected), unit: 'ms', baseline: 'measured downtime of the same migrations', baselineValue: median(d.busyDown), goal: '0.8-1.2' });
+  figure({ figure: `migration page stream with the running digests, ${sizes.streamMiB} MiB guest`, value: stream.pagesMiBps, unit: 'MiB/s', baseline: 'the same without digests', baselineValue: stream.bareMiBps });
+  figure({ figure: `${cancels} -> its answer`, value: median(f.cancelAnswerMs), unit: 'ms', baseline: rt, baselineValue: f.roundTripMs });
+  figure({ figure: `${cancels} -> source running, unmarked`, value: median(f.cancelRunningMs), unit: 'ms', baseline: rt, baselineValue: f.roundTripMs });
 }
 
 // ── the sender (this process) ────────────────────────────────────────────────

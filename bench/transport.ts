@@ -40,6 +40,7 @@ import { LdmEvent } from '../agent/events/bus.ts';
 import { silentLogger } from '../agent/log.ts';
 import { LdmClient } from '../agent/xmpp/client.ts';
 import { NS } from '../agent/xmpp/wire.ts';
+import { figure } from './measure.ts';
 
 const REQUESTS = Number(process.env.BENCH_TRANSPORT_REQUESTS ?? 2000);
 const THROUGHPUT_MS = Number(process.env.BENCH_TRANSPORT_MS ?? 3000);
@@ -835,6 +836,7 @@ async function measure(dir: string, cleanup: Cleanup): Promise<void> {
       const ours = pct(l.samples, p);
       const base = pct(echoLatency.samples, p);
       rows.push({ figure: `round trip p${p}, list-domain, 1 connection (${l.side.name})`, value: us(ours), baseline: `${us(base)} (TLS echo, same bytes)`, ratio: ours / base });
+      figure({ figure: rows.at(-1)!.figure, value: ours * 1000, unit: 'µs', baseline: 'TLS echo of the same bytes, a child process', baselineValue: base * 1000 });
     }
   }
   for (const r of rates.slice(0, 2)) {
@@ -844,11 +846,13 @@ async function measure(dir: string, cleanup: Cleanup): Promise<void> {
       baseline: `${int(echoRate.rate)} req/s (TLS echo, ${CONNECTIONS} connections)`,
       ratio: echoRate.rate / r.rate,
     });
+    figure({ figure: rows.at(-1)!.figure, value: r.rate, unit: 'req/s', baseline: `TLS echo, ${CONNECTIONS} connections`, baselineValue: echoRate.rate });
   }
   for (const f of fan) {
     const ours = median(f.ours.map((d) => d.total));
     const base = median(f.base.map((d) => d.total));
     rows.push({ figure: f.figure, value: `${msText(ours)} (${f.oursName})`, baseline: `${msText(base)} (${f.baseName})`, ratio: ours / base });
+    figure({ figure: `${f.figure} (${f.oursName})`, value: ours, unit: 'ms', baseline: `${f.baseName} of the same bytes to as many sockets`, baselineValue: base });
   }
   console.log('');
   console.log('Markdown (figure | value | baseline (same run) | ratio):');
