@@ -17,9 +17,9 @@ const withFile = (json: unknown) => {
 
 t.test('defaults, then the file, then the options', async (t) => {
   t.same(loadConfig([]).migration, DEFAULT_CONFIG.migration);
-  const c = loadConfig([...withFile({ listen: '127.0.0.1:7000', migration: { downtimeLimitMs: 500, maxBandwidth: 1048576, channels: 4 } }), '--listen', ':7001']);
+  const c = loadConfig([...withFile({ listen: '127.0.0.1:7000', migration: { downtimeLimitMs: 500, maxBandwidth: 1048576, channels: 4, peerTimeoutMs: 5000 } }), '--listen', ':7001']);
   t.same(c.listen, { host: '127.0.0.1', port: 7001 });
-  t.same(c.migration, { ...DEFAULT_CONFIG.migration, downtimeLimitMs: 500, maxBandwidth: 1048576, channels: 4 });
+  t.same(c.migration, { ...DEFAULT_CONFIG.migration, downtimeLimitMs: 500, maxBandwidth: 1048576, channels: 4, peerTimeoutMs: 5000 });
 });
 
 t.test('the migration object is type-checked key by key', async (t) => {
@@ -32,6 +32,7 @@ t.test('the migration object is type-checked key by key', async (t) => {
     [{ autoConverge: 'yes' }, /migration.autoConverge" is "yes": expected true or false/],
     [{ maxIterations: 0 }, /migration.maxIterations" is 0: expected a whole number from 1 to 1000/],
     [{ channels: 2.5 }, /migration.channels" is 2.5/],
+    [{ peerTimeoutMs: 100 }, /migration.peerTimeoutMs" is 100: expected a whole number of milliseconds from 500 to 600000/],
     [{ chanels: 2 }, /unknown key "migration.chanels"/],
     [{ __proto__: null, constructor: 1 }, /unknown key "migration.constructor"/],
   ];
