@@ -6,7 +6,7 @@
 // acknowledged change is lost, and a retry succeeds with equal memory digests. Prints
 // its column of the matrix. Skipped, with the reason, where namespaces cannot be made.
 import t from 'tap';
-import { netnsMatrix, STATES } from './helpers/matrix.ts';
+import { netnsMatrix, runColumn } from './helpers/matrix.ts';
 import { makeNetnsPair, netnsUnavailable } from './helpers/netns.ts';
 
 const unavailable = netnsUnavailable();
@@ -17,10 +17,5 @@ if (unavailable) {
   const pair = makeNetnsPair();
   // After the agents' own teardown (registered later, run first): the namespaces go last.
   t.teardown(() => pair.remove());
-  const m = await netnsMatrix(t, pair);
-  for (const state of STATES) await t.test(`${state.name} × cut`, (t) => m.run(t, state, 'cut'));
-  t.test('the column of the matrix', async (t) => {
-    t.comment('\n' + m.table());
-    t.equal(m.table().split('\n').length - 2, STATES.length, 'one row per state');
-  });
+  await runColumn(t, await netnsMatrix(t, pair), 'cut');
 }

@@ -88,6 +88,15 @@ export interface Matrix {
   table(): string;
 }
 
+/** Run `fault` down every state, then print the column (what each test/matrix-*.test.ts does). */
+export async function runColumn(t: Test, m: Matrix, fault: Fault): Promise<void> {
+  for (const state of STATES) await t.test(`${state.name} × ${fault}`, (t) => m.run(t, state, fault));
+  await t.test('the column of the matrix', async (t) => {
+    t.comment('\n' + m.table());
+    t.equal(m.table().split('\n').length - 2, STATES.length, 'one row per state');
+  });
+}
+
 /** Two agents on loopback, reaching each other through TCP proxies (cut: reset and refused). */
 export async function loopbackMatrix(t: Test): Promise<Matrix> {
   const { a, b } = await startPair(t, pairOptions());
