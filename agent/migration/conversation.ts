@@ -252,6 +252,8 @@ export class Conversation {
     try {
       this.decoder.write(chunk);
     } catch (err) {
+      // The encoder too: a write waiting when the socket goes must end with this reason, not the socket's.
+      this.encoder.fail(err as Error);
       this.fail(err as Error);
       this.socket.destroy();
     }

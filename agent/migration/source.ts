@@ -355,6 +355,8 @@ export class SourceMigration {
     if (verdict.t === 'mismatch') throw new Failure(rm.digestMismatch(this.digest.hex, verdict.digest));
     if (verdict.t === 'failed') throw new Failure(rm.targetFailed(this.request.target.text, verdict.reason));
     if (verdict.t !== 'verified') throw new ProtocolError(`"${verdict.t}" where the digest's verdict belongs`);
+    // The target's word is not enough: the digest it computed must be ours, or it does not hold this memory.
+    if (verdict.digest !== this.digest.hex) throw new Failure(rm.digestMismatch(this.digest.hex, verdict.digest));
     info.digest = this.digest.hex;
     this.pause.verified = performance.now();
     this.setPhase('stopcopy', 97);

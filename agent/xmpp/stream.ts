@@ -31,6 +31,7 @@
  * where each top-level element ends in the text, and decodes UTF-8 itself so that
  * it knows which bytes of the read that text came from.
  */
+import { isUtf8 } from 'node:buffer';
 import type { SaxesParser } from 'saxes';
 import { ErrorCodes, XmlError } from '../errors.ts';
 import { channelMessages, xmlMessages } from '../messages.ts';
@@ -303,11 +304,21 @@ export class StreamReader {
   private bytesAfter(end: number | undefined): Buffer {
     // The element's text is XML, so it re-encodes to the bytes it came from; the text
     // before the slice (carry, held bytes) is counted apart. The byte found must be its `>`.
+    // Invalid UTF-8 in this read decodes to U+FFFD, whose 3 bytes are never fewer than the
+    // bytes it stands for: the point found is then at or past the real one, so a read that is
+    // not valid UTF-8 up to it is refused (the byte there may be a `>` by chance).
     const at = end === undefined ? -1 : this.sliceStart + Buffer.byteLength(this.text.slice(0, end)) - this.bytesBeforeSlice;
-    if (at < 1 || at > this.chunk.length || this.chunk[at - 1] !== GT) {
+    if (at < 1 || at > this.chunk.length || this.chunk[at - 1] !== GT || !this.validUpTo(at)) {
       throw new XmlError(ErrorCodes.XML_NOT_WELL_FORMED, channelMessages.switchBadUtf8(), this.parser.line);
     }
     return this.chunk.subarray(at);
+  }
+
+  /** Whether the slice's bytes up to `at` are UTF-8 (less the end of a character an earlier slice began). */
+  private validUpTo(at: number): boolean {
+    let from = this.sliceStart;
+    while (from < at && from < this.sliceStart + 3 && (this.chunk[from]! & 0xc0) === 0x80) from++;
+    return isUtf8(this.chunk.subarray(from, at));
   }
 
   /**
