@@ -164,28 +164,26 @@ export function fuzzFile(t: Tap, opts: FileOptions) {
     }
   }
 
+  /** One property as a test of its own: `check` runs fast-check with the seed and the number of runs. */
+  function property(target: string, name: string, seedOffset: number, numRuns: number, o: FuzzOptions, check: (seed: number, runs: number) => Promise<void> | void): void {
+    const seed = base + seedOffset;
+    const runs = Math.max(1, Math.round(numRuns * SCALE));
+    const title = `[${target}] ${name}`;
+    if (only && !title.includes(only)) return;
+    add(target, runs);
+    t.test(`${title} (${runs.toLocaleString('en-US')} cases, seed ${seed})`, (t) => run(t, title, seed, runs, o, () => check(seed, runs)));
+  }
+
   return {
     base,
     fuzz<T>(target: string, name: string, seedOffset: number, numRuns: number, arb: fc.Arbitrary<T>, predicate: (v: T) => void, o: FuzzOptions = {}): void {
-      const seed = base + seedOffset;
-      const runs = Math.max(1, Math.round(numRuns * SCALE));
-      const title = `[${target}] ${name}`;
-      if (only && !title.includes(only)) return;
-      add(target, runs);
-      t.test(`${title} (${runs.toLocaleString('en-US')} cases, seed ${seed})`, (t) =>
-        run(t, title, seed, runs, o, () => fc.assert(fc.property(arb, timed(o.caseMs ?? 250, predicate)), { seed, numRuns: runs, includeErrorInReport: true })),
+      property(target, name, seedOffset, numRuns, o, (seed, runs) =>
+        fc.assert(fc.property(arb, timed(o.caseMs ?? 250, predicate)), { seed, numRuns: runs, includeErrorInReport: true }),
       );
     },
     fuzzAsync<T>(target: string, name: string, seedOffset: number, numRuns: number, arb: fc.Arbitrary<T>, predicate: (v: T) => Promise<void>, o: FuzzOptions = {}): void {
-      const seed = base + seedOffset;
-      const runs = Math.max(1, Math.round(numRuns * SCALE));
-      const title = `[${target}] ${name}`;
-      if (only && !title.includes(only)) return;
-      add(target, runs);
-      t.test(`${title} (${runs.toLocaleString('en-US')} cases, seed ${seed})`, (t) =>
-        run(t, title, seed, runs, o, () =>
-          fc.assert(fc.asyncProperty(arb, timedAsync(o.caseMs ?? 1000, predicate)), { seed, numRuns: runs, includeErrorInReport: true }),
-        ),
+      property(target, name, seedOffset, numRuns, o, (seed, runs) =>
+        fc.assert(fc.asyncProperty(arb, timedAsync(o.caseMs ?? 1000, predicate)), { seed, numRuns: runs, includeErrorInReport: true }),
       );
     },
     /** Cases a test ran by hand (not through fast-check), counted under `target`. */
