@@ -101,6 +101,8 @@ export class LdmClient {
       await new Promise<void>((resolve, reject) => {
         socket.once('connect', resolve);
         socket.once('error', reject);
+        // The timer's abort destroys a socket still connecting (a host that drops the SYN): no 'error' follows, only 'close'.
+        socket.once('close', () => reject(client.failure ?? new ClientError(clientMessages.closed())));
       });
       await client.handshake();
       return client;

@@ -1,11 +1,13 @@
 /**
- * Two network namespaces for the agents of one test, so that a link between them can
- * really go down: each namespace has a control link to this (the root) namespace, for
- * the test's own requests, and one veth pair joins the two namespaces: the link the
- * migration crosses. Taking that pair down drops packets silently (no reset reaches
- * either agent), as a cut cable or a dead switch would.
+ * Two network namespaces for the agents of one test, so that the network between them
+ * can really fail: each namespace has a control link to this (the root) namespace, for
+ * the test's own requests, and the link the migration crosses runs through a third
+ * namespace, a switch (a bridge with one port towards each agent). Taking both switch
+ * ports down is a dead switch: both agents lose carrier but keep their addresses and
+ * routes, so what they send, a new connection's SYN included, is dropped silently, the
+ * same in both directions (no reset, no "network unreachable").
  *
- *   root ──ctl── A (10.213.K.2)          A ──mig── B: 10.213.K.9 <-> 10.213.K.10
+ *   root ──ctl── A (10.213.K.2)          A (10.213.K.9) ──mig── [switch S: br0] ──mig── B (10.213.K.10)
  *   root ──ctl── B (10.213.K.6)
  *
  * Needs root and iproute2 (`ip netns`); `netnsUnavailable()` says why it cannot be
@@ -25,11 +27,11 @@ export interface Side {
 export interface NetnsPair {
   a: Side;
   b: Side;
-  /** Take the link between the namespaces down (both ends lose carrier; packets are dropped). */
+  /** Take the switch's ports down: both agents lose carrier, keep their routes, and their packets are dropped. */
   down(): void;
   /** Bring it up again and wait for the carrier. */
   up(): Promise<void>;
-  /** Delete both namespaces (their interfaces go with them). */
+  /** Delete the three namespaces (their interfaces go with them). */
   remove(): void;
 }
 
@@ -54,8 +56,9 @@ export function makeNetnsPair(): NetnsPair {
   const net = `10.213.${n}`;
   const a: Side = { ns: `ldmA${tag}`, control: `${net}.2`, link: `${net}.9` };
   const b: Side = { ns: `ldmB${tag}`, control: `${net}.6`, link: `${net}.10` };
+  const sw = `ldmS${tag}`;
   const remove = () => {
-    for (const s of [a, b]) spawnSync('ip', ['netns', 'del', s.ns]);
+    for (const ns of [a.ns, b.ns, sw]) spawnSync('ip', ['netns', 'del', ns]);
   };
   remove();
   try {
@@ -71,11 +74,19 @@ export function makeNetnsPair(): NetnsPair {
       ip('-n', s.ns, 'addr', 'add', `${nsAddr}/30`, 'dev', 'ctl');
       ip('-n', s.ns, 'link', 'set', 'ctl', 'up');
     }
-    ip('-n', a.ns, 'link', 'add', 'mig', 'type', 'veth', 'peer', 'name', 'mig', 'netns', b.ns);
-    ip('-n', a.ns, 'addr', 'add', `${a.link}/30`, 'dev', 'mig');
-    ip('-n', b.ns, 'addr', 'add', `${b.link}/30`, 'dev', 'mig');
-    ip('-n', a.ns, 'link', 'set', 'mig', 'up');
-    ip('-n', b.ns, 'link', 'set', 'mig', 'up');
+    ip('netns', 'add', sw);
+    ip('-n', sw, 'link', 'add', 'br0', 'type', 'bridge');
+    ip('-n', sw, 'link', 'set', 'br0', 'up');
+    for (const [s, port] of [
+      [a, 'pa'],
+      [b, 'pb'],
+    ] as const) {
+      ip('-n', sw, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'mig', 'netns', s.ns);
+      ip('-n', sw, 'link', 'set', port, 'master', 'br0');
+      ip('-n', sw, 'link', 'set', port, 'up');
+      ip('-n', s.ns, 'addr', 'add', `${s.link}/29`, 'dev', 'mig');
+      ip('-n', s.ns, 'link', 'set', 'mig', 'up');
+    }
   } catch (err) {
     remove();
     throw err;
@@ -83,12 +94,19 @@ export function makeNetnsPair(): NetnsPair {
   return {
     a,
     b,
-    down: () => void ip('-n', a.ns, 'link', 'set', 'mig', 'down'),
+    down: () => {
+      for (const port of ['pa', 'pb']) ip('-n', sw, 'link', 'set', port, 'down');
+    },
     up: async () => {
-      ip('-n', a.ns, 'link', 'set', 'mig', 'up');
-      const deadline = Date.now() + 5000;
-      while (!/LOWER_UP/.test(ip('-n', a.ns, '-o', 'link', 'show', 'mig')) || !/LOWER_UP/.test(ip('-n', b.ns, '-o', 'link', 'show', 'mig'))) {
-        if (Date.now() > deadline) throw new Error('the link between the namespaces did not come up within 5 s');
+      for (const port of ['pa', 'pb']) ip('-n', sw, 'link', 'set', port, 'up');
+      // Carrier back on both agents' ends, and the bridge forwarding on both ports.
+      const deadline = Date.now() + 10_000;
+      const ready = () =>
+        /LOWER_UP/.test(ip('-n', a.ns, '-o', 'link', 'show', 'mig')) &&
+        /LOWER_UP/.test(ip('-n', b.ns, '-o', 'link', 'show', 'mig')) &&
+        ['pa', 'pb'].every((port) => /state forwarding/.test(ip('-n', sw, '-d', 'link', 'show', port)));
+      while (!ready()) {
+        if (Date.now() > deadline) throw new Error('the switch between the namespaces did not come back within 10 s');
         await new Promise((r) => setTimeout(r, 20));
       }
     },
