@@ -1,7 +1,7 @@
 // The migration fault matrix, column "cut": the two agents run in network namespaces of
-// their own (test/helpers/netns.ts), joined by a veth pair; in every migration state
-// (test/helpers/matrix.ts STATES) the link goes down, the held agent is let run into
-// the dead link, and once the source has given up the link comes up again. After each
+// their own (test/helpers/netns.ts), joined through a switch namespace; in every migration
+// state (test/helpers/matrix.ts STATES) the switch's ports go down, the held agent is let
+// run into the dead network, and once the source has given up the ports come up again. After each
 // case the domain runs on exactly one agent, nothing is left on the other, no
 // acknowledged change is lost, and a retry succeeds with equal memory digests. Prints
 // its column of the matrix. Skipped, with the reason, where namespaces cannot be made.

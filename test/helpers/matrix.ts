@@ -119,7 +119,7 @@ export async function loopbackMatrix(t: Test): Promise<Matrix> {
   return matrix(a, b, link);
 }
 
-/** Two agents in namespaces of their own (netns.ts), the link between them a veth pair. */
+/** Two agents in namespaces of their own (netns.ts), joined through a switch namespace. */
 export async function netnsMatrix(t: Test, pair: NetnsPair): Promise<Matrix> {
   const opts = pairOptions();
   const { a, b } = await startPair(t, {
