@@ -45,8 +45,19 @@ export function netnsUnavailable(): string | undefined {
   const r = spawnSync('ip', ['netns', 'add', probe], { encoding: 'utf8' });
   if (r.error) return `iproute2's ip cannot be run (${r.error.message}): apt-get install iproute2`;
   if (r.status !== 0) return `ip netns add failed: ${(r.stderr || r.stdout).trim()}`;
-  spawnSync('ip', ['netns', 'del', probe]);
-  return undefined;
+  try {
+    // What makeNetnsPair builds with: a veth pair and a bridge (kernel modules a container may lack).
+    for (const args of [
+      ['link', 'add', 'p0', 'type', 'veth', 'peer', 'name', 'p1'],
+      ['link', 'add', 'br0', 'type', 'bridge'],
+    ]) {
+      const made = spawnSync('ip', ['-n', probe, ...args], { encoding: 'utf8' });
+      if (made.status !== 0) return `ip ${args.slice(0, 2).join(' ')} ${args.slice(4, 5).join('')} failed: ${(made.stderr || made.stdout).trim()}`;
+    }
+    return undefined;
+  } finally {
+    spawnSync('ip', ['netns', 'del', probe]);
+  }
 }
 
 /** Make the two namespaces and their links (names and addresses unique to this process). */
