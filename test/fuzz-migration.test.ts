@@ -21,7 +21,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
-import { Duplex, Writable } from 'node:stream';
+import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { ErrorCodes } from '../agent/errors.ts';
 import type { Guest } from '../agent/hypervisor/hypervisor.ts';
@@ -43,6 +43,7 @@ import { RunningDigest } from '../agent/migration/digest.ts';
 import { stateDirs } from './helpers/agent.ts';
 import { inProcessModel } from './helpers/hostile-source.ts';
 import { check, cutsArb, fuzzFile, InvariantError, sameJson, show, splitAt } from './helpers/hostile-fuzz.ts';
+import { collector } from './helpers/collector.ts';
 
 const F = fuzzFile(t, { seed: 0x3f2_0811, minCases: 10_000, fileMs: 40_000 });
 const CHANNEL = 'migration-channel';
@@ -71,21 +72,9 @@ if (!checked.ok) throw new Error(checked.reason);
 const PLAN = checked.plan;
 const GUEST_PAGES = guest.pages;
 
-/** Everything `write` is given, as one Buffer. */
-function sink(): { out: Writable; bytes: () => Buffer } {
-  const parts: Buffer[] = [];
-  const out = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      parts.push(Buffer.from(chunk));
-      cb();
-    },
-  });
-  return { out, bytes: () => Buffer.concat(parts) };
-}
-
 /** The source's side of a live migration, as the real encoder writes it (small batches: more frames). */
 async function sourceBytes(): Promise<Buffer> {
-  const { out, bytes } = sink();
+  const { out, bytes } = collector();
   const enc = new PageStreamEncoder(out, { pagesPerBatch: 8 });
   const digest = new RunningDigest();
   const send = (m: SourceMessage) => enc.control(m);
@@ -109,7 +98,7 @@ async function sourceBytes(): Promise<Buffer> {
 
 /** The target's answers, as the real encoder writes them. */
 async function targetBytes(): Promise<Buffer> {
-  const { out, bytes } = sink();
+  const { out, bytes } = collector();
   const enc = new PageStreamEncoder(out);
   const answers: TargetMessage[] = [
     { t: 'checked', ok: true, plan: PLAN },

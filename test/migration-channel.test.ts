@@ -10,7 +10,7 @@
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import net, { type Socket } from 'node:net';
-import { PassThrough, Writable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { ErrorCodes } from '../agent/errors.ts';
 import type { Guest, PageData } from '../agent/hypervisor/hypervisor.ts';
 import { PAGE_SIZE } from '../agent/hypervisor/memory.ts';
@@ -35,6 +35,7 @@ import { StreamReader } from '../agent/xmpp/stream.ts';
 import { DEFAULT_XML_LIMITS } from '../agent/xml/limits.ts';
 import { startTestAgent, type TestAgent } from './helpers/agent.ts';
 import { adminSession } from './helpers/session.ts';
+import { collector } from './helpers/collector.ts';
 
 const M = 2 ** 20;
 
@@ -57,18 +58,6 @@ function filledGuest(hv: SimHypervisor, name: string, count: number, memoryBytes
   }
   guest.writePages(pages);
   return { guest, indexes };
-}
-
-/** A Writable that keeps what it is given. */
-function collector(): { out: Writable; bytes: () => Buffer } {
-  const parts: Buffer[] = [];
-  const out = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      parts.push(Buffer.from(chunk));
-      cb();
-    },
-  });
-  return { out, bytes: () => Buffer.concat(parts) };
 }
 
 /** A receiver: decodes frames into `guest`, keeping a running digest. */
